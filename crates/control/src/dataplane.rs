@@ -1,0 +1,73 @@
+//! The control plane's view of the data plane. `godwit-app` implements it over the proxy;
+//! tests use [`NoopDataPlane`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use godwit_router::RoutingTable;
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a listener needs to serve an interlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterlayListen {
+    /// Interlay id (the key of its route in the routing table).
+    pub id: String,
+    /// Socket address to bind, e.g. `127.0.0.1:6400` (port 0 picks a free port).
+    pub listen: String,
+    /// Password clients must send with AUTH, if any.
+    pub password: Option<String>,
+}
+
+/// What probing an endpoint found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointProbe {
+    /// `redis_version` from INFO server.
+    pub version: String,
+    /// Round trip of a PING in microseconds.
+    pub ping_us: u64,
+}
+
+/// Operations the control plane asks of the data plane.
+pub trait DataPlane: Send + Sync + 'static {
+    /// Publishes a new routing table (the control plane is its only writer). Endpoints named in
+    /// it must have been registered with [`DataPlane::upsert_endpoint`] first.
+    fn publish(&self, table: RoutingTable);
+    /// Registers or replaces an endpoint (id → Redis URL) so routes can name it.
+    fn upsert_endpoint(&self, id: &str, url: &str) -> Result<(), String>;
+    /// Forgets an endpoint no route names any more.
+    fn remove_endpoint(&self, id: &str);
+    /// Binds and starts serving an interlay; returns the bound address.
+    fn start_interlay(&self, spec: InterlayListen) -> BoxFuture<'_, Result<String, String>>;
+    /// Stops accepting on an interlay's listener (existing connections finish their work).
+    fn stop_interlay(&self, id: &str) -> BoxFuture<'_, ()>;
+    /// PINGs the endpoint's URL and reads its version.
+    fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>>;
+}
+
+/// A data plane that does nothing: for unit tests of the control plane.
+#[derive(Debug, Default)]
+pub struct NoopDataPlane;
+
+impl DataPlane for NoopDataPlane {
+    fn publish(&self, _table: RoutingTable) {}
+    fn upsert_endpoint(&self, _id: &str, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn remove_endpoint(&self, _id: &str) {}
+    fn start_interlay(&self, spec: InterlayListen) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move { Ok(spec.listen) })
+    }
+    fn stop_interlay(&self, _id: &str) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn probe(&self, _url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>> {
+        Box::pin(async {
+            Ok(EndpointProbe {
+                version: "0.0.0".into(),
+                ping_us: 0,
+            })
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! godwit-router: the command table, the routing table and the pure `decide()`.
+//!
+//! No IO, no clock, no randomness: time and identity arrive as [`Inputs`].
+
+pub mod commands;
+pub mod decision;
+pub mod table;
+
+pub use commands::{flags, lookup, lookup_sub, Class, CommandInfo};
+pub use decision::{decide, Decision, Inputs, Side};
+pub use table::{Id, InterlayRoute, MigrationRoute, RoutingTable};
