@@ -1,0 +1,105 @@
+//! A pool for one endpoint: a few shared pipelined connections, plus dedicated connections on
+//! demand for clients whose state cannot be shared.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::conn::{spawn, ConnSpec};
+use crate::{BackendError, ConnHandle, EndpointSpec};
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Shared connections (clients are spread over them by connection id).
+    pub shared_connections: usize,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self { shared_connections: 1, connect_timeout: Duration::from_secs(2) }
+    }
+}
+
+/// Connections to one endpoint. Must be created inside a tokio runtime.
+#[derive(Debug)]
+pub struct Pool {
+    spec: EndpointSpec,
+    opts: PoolOptions,
+    shared: Vec<ConnHandle>,
+}
+
+impl Pool {
+    /// A pool for the endpoint at `url`; connections open lazily on first use.
+    pub fn new(url: &str, opts: PoolOptions) -> Result<Arc<Self>, BackendError> {
+        let spec = EndpointSpec::parse(url)?;
+        let (init, init_count) = spec.handshake();
+        let shared = (0..opts.shared_connections.max(1))
+            .map(|_| {
+                spawn(Arc::new(ConnSpec {
+                    addr: spec.addr.clone(),
+                    init: init.clone(),
+                    init_count,
+                    dedicated: false,
+                    connect_timeout: opts.connect_timeout,
+                }))
+            })
+            .collect();
+        Ok(Arc::new(Self { spec, opts, shared }))
+    }
+
+    /// The endpoint this pool connects to.
+    pub fn spec(&self) -> &EndpointSpec {
+        &self.spec
+    }
+
+    /// The shared connection for client `conn_id` (always the same one for the same id, so one
+    /// client's requests stay in order).
+    #[inline]
+    pub fn shared(&self, conn_id: u64) -> &ConnHandle {
+        &self.shared[(conn_id % self.shared.len() as u64) as usize]
+    }
+
+    /// A new connection owned by one client. `client_init` holds commands restoring the client's
+    /// state (SELECT, CLIENT SETNAME, ...), each as an argument list; their replies are checked
+    /// and dropped.
+    pub fn dedicated(&self, client_init: &[Vec<Bytes>]) -> ConnHandle {
+        let (base, mut count) = self.spec.handshake();
+        let mut init = BytesMut::from(&base[..]);
+        for cmd in client_init {
+            godwit_resp::encode::command(&mut init, cmd);
+            count += 1;
+        }
+        spawn(Arc::new(ConnSpec {
+            addr: self.spec.addr.clone(),
+            init: init.freeze(),
+            init_count: count,
+            dedicated: true,
+            connect_timeout: self.opts.connect_timeout,
+        }))
+    }
+}
+
+impl Pool {
+    /// A raw, handshaken TCP connection for a client that leaves request/reply mode (pub/sub):
+    /// the proxy then copies bytes both ways.
+    pub async fn raw(&self, client_init: &[Vec<Bytes>]) -> Result<tokio::net::TcpStream, BackendError> {
+        let (base, mut count) = self.spec.handshake();
+        let mut init = BytesMut::from(&base[..]);
+        for cmd in client_init {
+            godwit_resp::encode::command(&mut init, cmd);
+            count += 1;
+        }
+        let spec = ConnSpec {
+            addr: self.spec.addr.clone(),
+            init: init.freeze(),
+            init_count: count,
+            dedicated: true,
+            connect_timeout: self.opts.connect_timeout,
+        };
+        crate::conn::connect(&spec).await
+    }
+}
