@@ -1,1 +1,20 @@
-//! e2e test support.
+//! e2e test support: real `redis-server` processes on free ports with temp dirs (killed on
+//! drop), a raw RESP client that sends exact bytes and reads exact replies, and the in-process
+//! proxy fixture. No fixed ports, no shared static servers.
+
+pub mod ports;
+pub mod redis_server;
+pub mod reply;
+pub mod resp_client;
+
+#[cfg(feature = "godwit")]
+pub mod godwit;
+
+#[cfg(feature = "godwit")]
+pub use godwit::{GodwitFixture, GodwitFixtureBuilder};
+pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use reply::Reply;
+pub use resp_client::RespClient;
+
+/// Default time a fixture waits for a reply or for a server to come up before failing the test.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
