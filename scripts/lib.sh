@@ -41,12 +41,14 @@ wait_ping() {
     return 1
 }
 
-# start_redis DIR PORT: starts redis-server (no persistence) in DIR on PORT; sets REDIS_PID.
+# start_redis DIR PORT [ARGS...]: starts redis-server (no persistence) in DIR on PORT, with
+# extra redis-server ARGS; sets REDIS_PID.
 start_redis() {
     local dir=$1 port=$2
+    shift 2
     mkdir -p "$dir"
     redis-server --port "$port" --bind 127.0.0.1 --protected-mode no --save "" \
-        --appendonly no --daemonize no --dir "$dir" --logfile "$dir/redis.log" \
+        --appendonly no --daemonize no --dir "$dir" --logfile "$dir/redis.log" "$@" \
         </dev/null >/dev/null 2>&1 &
     REDIS_PID=$!
     GODWIT_PIDS+=("$REDIS_PID")
