@@ -1,0 +1,251 @@
+//! [`Control`]: the state behind one mutex, the store, and the only writer of the routing
+//! table. Every change runs on a copy of the state, is saved, and only then becomes current and
+//! is published, so a failed save changes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use godwit_router::{InterlayRoute, MigrationRoute, RoutingTable};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::dataplane::{DataPlane, InterlayListen};
+use crate::model::{dp_key, MemberState, OrgState, State, DEFAULT_ORG};
+use crate::store::{FileStore, Store};
+use crate::ControlError;
+
+/// An endpoint declared in `proxy.toml` (owned by the `default` organization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapEndpoint {
+    /// Endpoint id.
+    pub id: String,
+    /// Redis URL.
+    pub url: String,
+}
+
+/// An interlay declared in `proxy.toml` (owned by the `default` organization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapInterlay {
+    /// Interlay id.
+    pub id: String,
+    /// Endpoint id it serves.
+    pub endpoint: String,
+    /// Bind address `host:port`.
+    pub listen: String,
+    /// AUTH password clients must send.
+    pub password: Option<String>,
+}
+
+/// Static configuration of the control plane.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Where the file store keeps its state.
+    pub data_dir: PathBuf,
+    /// This proxy instance's id (rolling_update).
+    pub instance_id: String,
+    /// Host interlays created with only a `port` bind to (default `0.0.0.0`).
+    pub interlay_host: String,
+    /// Endpoints from `proxy.toml`, re-applied (created or updated) at every start.
+    pub bootstrap_endpoints: Vec<BootstrapEndpoint>,
+    /// Interlays from `proxy.toml`, re-applied at every start and always started.
+    pub bootstrap_interlays: Vec<BootstrapInterlay>,
+}
+
+impl ControlConfig {
+    /// A config with a data dir and defaults for the rest.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            instance_id: "godwit-0".into(),
+            interlay_host: "0.0.0.0".into(),
+            bootstrap_endpoints: Vec::new(),
+            bootstrap_interlays: Vec::new(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) state: State,
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) table_version: u64,
+    /// Interlays (by data-plane key) listening now, with their bound address.
+    pub(crate) listening: HashMap<String, String>,
+}
+
+/// The control plane. Cheap to share (`Arc<Control>`); every operation is scoped to an org.
+pub struct Control {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) dataplane: Arc<dyn DataPlane>,
+    pub(crate) cfg: ControlConfig,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("cfg", &self.cfg).finish()
+    }
+}
+
+impl Control {
+    /// Opens the file store under `cfg.data_dir`, restores the state, applies the bootstrap
+    /// resources, registers endpoints, publishes the first table and starts the interlays.
+    pub async fn open(
+        cfg: ControlConfig,
+        dataplane: Arc<dyn DataPlane>,
+    ) -> Result<Arc<Control>, ControlError> {
+        let store = FileStore::new(&cfg.data_dir)?;
+        Self::open_with_store(cfg, dataplane, Box::new(store)).await
+    }
+
+    /// Like [`Control::open`] with any store.
+    pub async fn open_with_store(
+        cfg: ControlConfig,
+        dataplane: Arc<dyn DataPlane>,
+        store: Box<dyn Store>,
+    ) -> Result<Arc<Control>, ControlError> {
+        let mut state = store.load()?.unwrap_or_default();
+        state.format = 1;
+        let boot_interlays: HashSet<String> = cfg
+            .bootstrap_interlays
+            .iter()
+            .map(|b| b.id.clone())
+            .collect();
+        crate::bootstrap::apply(&mut state, &cfg)?;
+        for (org, os) in &state.orgs {
+            for ep in os.endpoints.values() {
+                let key = dp_key(org, &ep.id);
+                if let Err(e) = dataplane.upsert_endpoint(&key, &ep.url) {
+                    if ep.from_config {
+                        return Err(ControlError::DataPlane(format!("endpoint '{key}': {e}")));
+                    }
+                    tracing::warn!(endpoint = %key, error = %e, "stored endpoint rejected by the data plane");
+                }
+            }
+        }
+        store.save(&state)?;
+        let control = Arc::new(Control {
+            inner: Mutex::new(Inner {
+                state,
+                store,
+                table_version: 0,
+                listening: HashMap::new(),
+            }),
+            dataplane,
+            cfg,
+        });
+        let mut inner = control.inner.lock().await;
+        control.publish(&mut inner);
+        let to_start: Vec<(String, InterlayListen)> = inner
+            .state
+            .orgs
+            .iter()
+            .flat_map(|(org, os)| {
+                os.interlays.values().filter(|i| i.running).map(move |i| {
+                    (
+                        i.id.clone(),
+                        InterlayListen {
+                            id: dp_key(org, &i.id),
+                            listen: i.listen.clone(),
+                            password: i.password.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        for (id, spec) in to_start {
+            let key = spec.id.clone();
+            match control.dataplane.start_interlay(spec).await {
+                Ok(addr) => {
+                    tracing::info!(interlay = %key, %addr, "interlay listening");
+                    inner.listening.insert(key, addr);
+                }
+                Err(e) if boot_interlays.contains(&id) && key == id => {
+                    return Err(ControlError::DataPlane(format!("interlay '{key}': {e}")));
+                }
+                Err(e) => tracing::warn!(interlay = %key, error = %e, "could not restart interlay"),
+            }
+        }
+        drop(inner);
+        Ok(control)
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.cfg.instance_id
+    }
+
+    /// The version of the last published routing table.
+    pub async fn table_version(&self) -> u64 {
+        self.inner.lock().await.table_version
+    }
+
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().await
+    }
+
+    /// Saves `next` and makes it current, then publishes a new routing table.
+    pub(crate) fn commit(&self, inner: &mut Inner, next: State) -> Result<(), ControlError> {
+        inner.store.save(&next)?;
+        inner.state = next;
+        self.publish(inner);
+        Ok(())
+    }
+
+    /// Builds the full routing table (version + 1) from the current state and publishes it.
+    pub(crate) fn publish(&self, inner: &mut Inner) {
+        inner.table_version += 1;
+        let table = build_table(&inner.state, inner.table_version);
+        self.dataplane.publish(table);
+    }
+}
+
+/// The routing table for a state: every interlay routes to its endpoint, and to its
+/// migration's target while a migration in a traffic-routing status holds it actively.
+pub fn build_table(state: &State, version: u64) -> RoutingTable {
+    let mut table = RoutingTable {
+        version,
+        interlays: HashMap::new(),
+    };
+    for (org, os) in &state.orgs {
+        for il in os.interlays.values() {
+            let mut route = InterlayRoute::direct(dp_key(org, &il.endpoint));
+            route.migration = route_of(org, os, &il.id);
+            table.interlays.insert(dp_key(org, &il.id).into(), route);
+        }
+    }
+    table
+}
+
+fn route_of(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRoute> {
+    os.migrations.values().find_map(|m| {
+        if !m.status.routes_traffic() {
+            return None;
+        }
+        let member = m
+            .interlays
+            .iter()
+            .find(|x| x.interlay == interlay && x.state == MemberState::Active)?;
+        Some(MigrationRoute {
+            id: dp_key(org, &m.id).into(),
+            target: dp_key(org, &member.target).into(),
+            serve_new: false,
+        })
+    })
+}
+
+/// The org's state, or an empty one (an org with nothing has nothing to find).
+pub(crate) fn org<'a>(state: &'a State, org: &str) -> std::borrow::Cow<'a, OrgState> {
+    match state.orgs.get(org) {
+        Some(os) => std::borrow::Cow::Borrowed(os),
+        None => std::borrow::Cow::Owned(OrgState::default()),
+    }
+}
+
+/// The org's state for writing (created on first use).
+pub(crate) fn org_mut<'a>(state: &'a mut State, org: &str) -> &'a mut OrgState {
+    state.orgs.entry(org.to_string()).or_default()
+}
+
+/// Whether `org` is the default organization (bootstrap owner).
+pub fn is_default_org(org: &str) -> bool {
+    org == DEFAULT_ORG
+}

@@ -1,0 +1,336 @@
+//! The persisted control state: per organization, endpoints, interlays, templates, APIs and
+//! migrations. Everything here is plain data; operations live in the `ops_*` modules.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::rules::{DataRule, FailureHandling, Guard};
+use crate::status::Status;
+use crate::strategy::Strategy;
+
+/// The organization that owns resources declared in `proxy.toml`.
+pub const DEFAULT_ORG: &str = "default";
+
+/// The data-plane name of an object: the plain id in the default organization, `org/id`
+/// elsewhere (ids cannot contain `/`, so names never collide across organizations).
+pub fn dp_key(org: &str, id: &str) -> String {
+    if org == DEFAULT_ORG {
+        id.to_string()
+    } else {
+        format!("{org}/{id}")
+    }
+}
+
+/// A Redis deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Human id, unique in the organization.
+    pub id: String,
+    /// Stable uuid (paths accept either).
+    pub uuid: Uuid,
+    /// `redis://[user:pass@]host:port[/db]` or `rediss://…` (credentials never shown).
+    pub url: String,
+    /// Whether the endpoint is a Redis Cluster.
+    #[serde(default)]
+    pub cluster: bool,
+    /// Pool size for the data plane.
+    pub max_connections: u32,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Declared in `proxy.toml` (re-applied at every start).
+    #[serde(default)]
+    pub from_config: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A listener that applications connect to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Interlay {
+    /// Human id.
+    pub id: String,
+    /// Stable uuid.
+    pub uuid: Uuid,
+    /// Endpoint id it serves (the "old" side of a migration).
+    pub endpoint: String,
+    /// Bind address `host:port`.
+    pub listen: String,
+    /// AUTH password clients must send (never shown).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Other settings, stored as sent (without the password).
+    #[serde(default)]
+    pub settings: Value,
+    /// Desired state: listening (restored on restart).
+    pub running: bool,
+    /// Declared in `proxy.toml`.
+    #[serde(default)]
+    pub from_config: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A parametrised command (minimal until the templates engine lands).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Template {
+    /// Human id.
+    pub id: String,
+    /// Stable uuid.
+    pub uuid: Uuid,
+    /// Endpoint id it runs on.
+    pub endpoint: String,
+    /// The validated definition as sent.
+    pub body: Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A named group of template bindings (minimal until the APIs engine lands).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Api {
+    /// Human id.
+    pub id: String,
+    /// Stable uuid.
+    pub uuid: Uuid,
+    /// The validated definition as sent.
+    pub body: Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where one member of a migration is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Attached, migration not executed.
+    Attached,
+    /// Executed: routing follows the migration.
+    Active,
+    /// Cut over to the target.
+    Completed,
+    /// Rolled back to the source.
+    RolledBack,
+}
+
+/// An interlay attached to a migration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterlayMember {
+    /// Interlay id.
+    pub interlay: String,
+    /// Target endpoint id ("new").
+    pub target: String,
+    /// Source endpoint id ("old"), recorded when attached and kept for rollback after completion.
+    pub source: String,
+    /// Optional binding name (`id` of the full add-interlay body).
+    #[serde(default)]
+    pub binding_id: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Per-interlay strategy override.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    /// Per-interlay data rule override.
+    #[serde(default)]
+    pub data: Option<DataRule>,
+    /// Explicit `migration_rules`, normalised.
+    #[serde(default)]
+    pub rules: Option<Value>,
+    /// `testing_validation`, stored as sent.
+    #[serde(default)]
+    pub testing_validation: Option<Value>,
+    /// Member state.
+    pub state: MemberState,
+}
+
+/// One binding of an API member.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Binding {
+    /// Template id.
+    pub template: String,
+    /// Field mappings as sent.
+    #[serde(default)]
+    pub fields: Value,
+}
+
+/// An API attached to a migration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiMember {
+    /// API id.
+    pub api: String,
+    /// The new-path template bindings.
+    pub bindings: Vec<Binding>,
+    /// Member state.
+    pub state: MemberState,
+}
+
+/// Copy progress, filled by the data mover (zero until it runs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// `idle`, `waiting_for_mover`, `scanning`, `streaming`, `done`.
+    pub phase: String,
+    /// Keys scanned so far.
+    pub keys_scanned: u64,
+    /// Estimated keys in total.
+    pub keys_total_estimate: u64,
+    /// Keys copied.
+    pub keys_copied: u64,
+    /// Keys skipped (exist in target with `replace: none`).
+    pub keys_skipped: u64,
+    /// Keys that failed to copy.
+    pub keys_failed: u64,
+    /// Bytes copied.
+    pub bytes_copied: u64,
+    /// Dirty keys waiting to be re-copied.
+    pub dirty_backlog: u64,
+    /// Replication lag in milliseconds.
+    pub lag_ms: u64,
+    /// SCAN cursor checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// A migration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Migration {
+    /// Human id.
+    pub id: String,
+    /// Stable uuid.
+    pub uuid: Uuid,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Why the status last changed (reason given by the caller, or the failure).
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Data movement.
+    pub data: DataRule,
+    /// Failure handling.
+    pub failure_handling: FailureHandling,
+    /// Optional automatic rollback/pause thresholds.
+    #[serde(default)]
+    pub guard: Option<Guard>,
+    /// `tests` as sent on create (echoed back).
+    #[serde(default)]
+    pub tests: Value,
+    /// Attached APIs.
+    #[serde(default)]
+    pub apis: Vec<ApiMember>,
+    /// Attached interlays.
+    #[serde(default)]
+    pub interlays: Vec<InterlayMember>,
+    /// Copy progress.
+    #[serde(default)]
+    pub progress: Progress,
+    /// Result of the last `test`.
+    #[serde(default)]
+    pub last_test: Option<Value>,
+    /// When `migrate` last ran.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the migration completed.
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Migration {
+    /// The members that still hold their interlay (not rolled back).
+    pub fn holds_interlay(&self, interlay: &str) -> bool {
+        self.status.is_active()
+            && self
+                .interlays
+                .iter()
+                .any(|m| m.interlay == interlay && m.state != MemberState::RolledBack)
+    }
+
+    /// Whether the API is held by this migration.
+    pub fn holds_api(&self, api: &str) -> bool {
+        self.status.is_active()
+            && self
+                .apis
+                .iter()
+                .any(|m| m.api == api && m.state != MemberState::RolledBack)
+    }
+
+    /// Number of members (APIs + interlays).
+    pub fn member_count(&self) -> usize {
+        self.apis.len() + self.interlays.len()
+    }
+}
+
+/// Everything one organization owns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OrgState {
+    /// Endpoints by id.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Interlays by id.
+    #[serde(default)]
+    pub interlays: BTreeMap<String, Interlay>,
+    /// Templates by id.
+    #[serde(default)]
+    pub templates: BTreeMap<String, Template>,
+    /// APIs by id.
+    #[serde(default)]
+    pub apis: BTreeMap<String, Api>,
+    /// Migrations by id.
+    #[serde(default)]
+    pub migrations: BTreeMap<String, Migration>,
+}
+
+/// The whole persisted control state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Format version of the stored document.
+    #[serde(default)]
+    pub format: u32,
+    /// Organizations by id.
+    #[serde(default)]
+    pub orgs: BTreeMap<String, OrgState>,
+}
+
+/// Objects addressable by id or uuid.
+pub trait Named {
+    /// The object's uuid.
+    fn uuid(&self) -> Uuid;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(impl Named for $t { fn uuid(&self) -> Uuid { self.uuid } })*};
+}
+named!(Endpoint, Interlay, Template, Api, Migration);
+
+/// Resolves an id or uuid to the map key (the id).
+pub fn resolve<T: Named>(map: &BTreeMap<String, T>, key: &str) -> Option<String> {
+    if map.contains_key(key) {
+        return Some(key.to_string());
+    }
+    let uuid = Uuid::parse_str(key).ok()?;
+    map.iter()
+        .find(|(_, v)| v.uuid() == uuid)
+        .map(|(k, _)| k.clone())
+}

@@ -1,0 +1,249 @@
+//! Routes that look at the outside world: `test` (really probes both sides of every member),
+//! `status` (health, lag, readiness), `refresh` (re-apply routing) and `verify` (validated here;
+//! the comparison engine arrives with the data mover).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::body::Body;
+use crate::control::{org, org_mut, Control};
+use crate::model::MemberState;
+use crate::ops_migrations::{find_migration, step};
+use crate::rules::DataRule;
+use crate::status::{Action, Status};
+use crate::views::migration_view;
+use crate::ControlError;
+
+fn major(version: &str) -> u32 {
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Control {
+    /// `POST /migrations/{m}/test`: PING + version of every member's source and target,
+    /// template endpoints of APIs, version compatibility for the copy, member count.
+    /// Status: → `testing` → `ready` (valid) or `failed`.
+    pub async fn test_migration(&self, org_id: &str, key: &str) -> Result<Value, ControlError> {
+        // (member label, endpoint id, url) to probe, gathered under the lock.
+        let mut pairs: Vec<(String, String, String, String, String)> = Vec::new();
+        let mut api_eps: Vec<(String, String)> = Vec::new();
+        let (id, apis_tested, interlays_tested, copies) = {
+            let mut inner = self.lock().await;
+            let mut next = inner.state.clone();
+            let os = org_mut(&mut next, org_id);
+            let id = find_migration(os, key)?;
+            let m = &os.migrations[&id];
+            if m.member_count() == 0 {
+                crate::status::transition(m.status, Action::StartTest)
+                    .map_err(|e| ControlError::Migration(e.to_string()))?;
+                return Ok(
+                    json!({"valid": false, "apis_tested": 0, "interlays_tested": 0,
+                                 "errors": ["the migration has no APIs or interlays"]}),
+                );
+            }
+            for x in &m.interlays {
+                let url = |e: &str| {
+                    os.endpoints
+                        .get(e)
+                        .map(|ep| ep.url.clone())
+                        .unwrap_or_default()
+                };
+                pairs.push((
+                    x.interlay.clone(),
+                    x.source.clone(),
+                    url(&x.source),
+                    x.target.clone(),
+                    url(&x.target),
+                ));
+            }
+            for a in &m.apis {
+                for b in &a.bindings {
+                    if let Some(t) = os.templates.get(&b.template) {
+                        let url = os
+                            .endpoints
+                            .get(&t.endpoint)
+                            .map(|e| e.url.clone())
+                            .unwrap_or_default();
+                        api_eps.push((t.endpoint.clone(), url));
+                    }
+                }
+            }
+            let counts = (m.apis.len(), m.interlays.len(), m.data != DataRule::None);
+            let Some(m) = os.migrations.get_mut(&id) else {
+                return Err(ControlError::MigrationNotFound(key.into()));
+            };
+            step(m, Action::StartTest)?;
+            self.commit(&mut inner, next)?;
+            (id, counts.0, counts.1, counts.2)
+        };
+        let mut errors: Vec<String> = Vec::new();
+        let mut warnings: Vec<String> = Vec::new();
+        let mut seen: BTreeMap<String, Value> = BTreeMap::new();
+        let mut versions: BTreeMap<String, String> = BTreeMap::new();
+        let all = pairs
+            .iter()
+            .flat_map(|(_, s, su, t, tu)| [(s.clone(), su.clone()), (t.clone(), tu.clone())])
+            .chain(api_eps.iter().cloned());
+        for (ep, url) in all {
+            if seen.contains_key(&ep) {
+                continue;
+            }
+            if url.is_empty() {
+                errors.push(format!("endpoint '{ep}' does not exist"));
+                seen.insert(ep, json!({"reachable": false}));
+                continue;
+            }
+            match self.probe(&url).await {
+                Ok(p) => {
+                    versions.insert(ep.clone(), p.version.clone());
+                    seen.insert(ep, json!({"reachable": true, "version": p.version, "ping_ms": p.ping_us as f64 / 1000.0}));
+                }
+                Err(e) => {
+                    errors.push(format!("endpoint '{ep}' is unreachable: {e}"));
+                    seen.insert(ep, json!({"reachable": false, "error": e}));
+                }
+            }
+        }
+        for (il, s, _, t, _) in &pairs {
+            if let (Some(sv), Some(tv)) = (versions.get(s), versions.get(t)) {
+                if major(tv) < major(sv) {
+                    let msg = format!(
+                        "interlay '{il}': target '{t}' runs Redis {tv}, older than source '{s}' ({sv}); DUMP payloads may not restore"
+                    );
+                    if copies {
+                        errors.push(msg)
+                    } else {
+                        warnings.push(msg)
+                    }
+                }
+            }
+        }
+        let valid = errors.is_empty();
+        let result = json!({"valid": valid, "apis_tested": apis_tested, "interlays_tested": interlays_tested,
+                            "errors": errors, "warnings": warnings, "endpoints": seen});
+        let mut inner = self.lock().await;
+        let mut next = inner.state.clone();
+        if let Some(m) = org_mut(&mut next, org_id).migrations.get_mut(&id) {
+            if m.status == Status::Testing {
+                step(
+                    m,
+                    if valid {
+                        Action::TestPassed
+                    } else {
+                        Action::TestFailed
+                    },
+                )?;
+                m.status_reason = (!valid).then(|| "test failed".to_string());
+            }
+            m.last_test = Some(result.clone());
+            self.commit(&mut inner, next)?;
+        }
+        Ok(result)
+    }
+
+    /// `GET /migrations/{m}/status`: phase, progress, lag, health of source and target,
+    /// readiness for cutover.
+    pub async fn status_view(&self, org_id: &str, key: &str) -> Result<Value, ControlError> {
+        let (m, src, dst) = {
+            let inner = self.lock().await;
+            let os = org(&inner.state, org_id);
+            let id = find_migration(&os, key)?;
+            let m = os.migrations[&id].clone();
+            let ep = |id: &str| {
+                os.endpoints
+                    .get(id)
+                    .map(|e| (id.to_string(), e.url.clone()))
+            };
+            let first = m
+                .interlays
+                .iter()
+                .find(|x| x.state != MemberState::RolledBack)
+                .or(m.interlays.first());
+            (
+                m.clone(),
+                first.and_then(|x| ep(&x.source)),
+                first.and_then(|x| ep(&x.target)),
+            )
+        };
+        let mut health = Vec::new();
+        for side in [src, dst] {
+            health.push(match side {
+                None => json!({"endpoint": null, "health": "unknown"}),
+                Some((id, url)) => match self.probe(&url).await {
+                    Ok(p) => json!({"endpoint": id, "health": "healthy", "version": p.version, "ping_ms": p.ping_us as f64 / 1000.0}),
+                    Err(e) => json!({"endpoint": id, "health": "unreachable", "error": e}),
+                },
+            });
+        }
+        let ready = m.status == Status::Running && m.progress.phase == "done";
+        Ok(json!({
+            "migration_id": m.id, "status": m.status, "status_label": m.status.pascal(),
+            "phase": m.progress.phase, "progress": m.progress,
+            "replication_lag_ms": m.progress.lag_ms, "dirty_backlog": m.progress.dirty_backlog,
+            "source": health[0], "target": health[1], "ready_for_cutover": ready,
+            "shadow_mismatches": [],
+        }))
+    }
+
+    /// `POST /migrations/{m}/refresh`: republishes the routing table and returns the migration.
+    pub async fn refresh(&self, org_id: &str, key: &str) -> Result<Value, ControlError> {
+        let mut inner = self.lock().await;
+        let id = find_migration(&org(&inner.state, org_id), key)?;
+        self.publish(&mut inner);
+        let os = org(&inner.state, org_id);
+        Ok(migration_view(
+            org_id,
+            &os,
+            &os.migrations[&id],
+            &inner,
+            false,
+        ))
+    }
+
+    /// `POST /migrations/{m}/verify` `{mode?: "full"|"sample", sample_size?, rounds?}`:
+    /// validated fully; the comparison itself needs the data mover (later), so a valid request
+    /// gets a 501.
+    pub async fn verify(
+        &self,
+        org_id: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<Value, ControlError> {
+        let mut b = Body::new(body, "verify")?;
+        let mode = b.opt_str("mode")?.unwrap_or_else(|| "full".into());
+        if !matches!(
+            mode.to_ascii_lowercase().as_str(),
+            "full" | "sample" | "sampled"
+        ) {
+            return Err(ControlError::bad("mode must be full or sample"));
+        }
+        b.opt_u64("sample_size", 10_000_000)?;
+        b.opt_u64("rounds", 10)?;
+        b.finish()?;
+        let inner = self.lock().await;
+        let os = org(&inner.state, org_id);
+        let id = find_migration(&os, key)?;
+        let m = &os.migrations[&id];
+        if !matches!(
+            m.status,
+            Status::Running | Status::Paused | Status::Completed
+        ) {
+            return Err(ControlError::Migration(format!(
+                "Cannot verify migration in status: {}",
+                m.status.pascal()
+            )));
+        }
+        if m.interlays.is_empty() {
+            return Err(ControlError::bad(
+                "verify needs at least one interlay member",
+            ));
+        }
+        Err(ControlError::Unavailable(
+            "verification engine not available yet".into(),
+        ))
+    }
+}

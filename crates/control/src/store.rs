@@ -1,0 +1,131 @@
+//! Persistence of the control state. [`Store`] is the seam (a Redis-backed store for fleets
+//! comes later); [`FileStore`] is the default: one JSON document under `data_dir`, replaced
+//! atomically (write temp file, fsync, rename, fsync the directory) so a kill -9 at any point
+//! leaves either the old or the new state.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::model::State;
+use crate::ControlError;
+
+/// Where the control state lives.
+pub trait Store: Send + Sync + 'static {
+    /// Loads the last saved state; `None` when nothing was ever saved.
+    fn load(&self) -> Result<Option<State>, ControlError>;
+    /// Replaces the saved state; durable when it returns `Ok`.
+    fn save(&self, state: &State) -> Result<(), ControlError>;
+}
+
+/// The default store: `<data_dir>/control-state.json`.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+/// The file name of the state document inside `data_dir`.
+pub const STATE_FILE: &str = "control-state.json";
+
+impl FileStore {
+    /// A store in `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<FileStore, ControlError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)
+            .map_err(|e| ControlError::Store(format!("create {}: {e}", dir.display())))?;
+        Ok(FileStore { dir })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+}
+
+fn io(what: &str, p: &Path, e: std::io::Error) -> ControlError {
+    ControlError::Store(format!("{what} {}: {e}", p.display()))
+}
+
+impl Store for FileStore {
+    fn load(&self) -> Result<Option<State>, ControlError> {
+        let path = self.path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &path, e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ControlError::Store(format!("parse {}: {e}", path.display())))
+    }
+
+    fn save(&self, state: &State) -> Result<(), ControlError> {
+        let path = self.path();
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|e| ControlError::Store(format!("encode state: {e}")))?;
+        {
+            let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+            f.write_all(&bytes).map_err(|e| io("write", &tmp, e))?;
+            f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
+        }
+        fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
+        // The rename is durable only once the directory entry is.
+        let d = File::open(&self.dir).map_err(|e| io("open", &self.dir, e))?;
+        d.sync_all().map_err(|e| io("fsync", &self.dir, e))?;
+        Ok(())
+    }
+}
+
+/// An in-memory store, for tests and for running without a data dir.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<Option<State>>,
+}
+
+impl Store for MemoryStore {
+    fn load(&self) -> Result<Option<State>, ControlError> {
+        Ok(self.state.lock().map_err(|_| poisoned())?.clone())
+    }
+
+    fn save(&self, state: &State) -> Result<(), ControlError> {
+        *self.state.lock().map_err(|_| poisoned())? = Some(state.clone());
+        Ok(())
+    }
+}
+
+fn poisoned() -> ControlError {
+    ControlError::Store("memory store lock poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OrgState;
+
+    #[test]
+    fn file_store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("sub")).unwrap();
+        assert!(store.load().unwrap().is_none());
+        let mut st = State::default();
+        st.orgs.insert("acme".into(), OrgState::default());
+        store.save(&st).unwrap();
+        store.save(&st).unwrap();
+        let back = store.load().unwrap().unwrap();
+        assert!(back.orgs.contains_key("acme"));
+        assert!(!dir
+            .path()
+            .join("sub")
+            .join("control-state.json.tmp")
+            .exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        assert!(matches!(store.load(), Err(ControlError::Store(_))));
+    }
+}

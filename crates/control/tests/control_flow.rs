@@ -1,0 +1,237 @@
+//! Control-plane flows against a recording data plane: routing tables published for each
+//! change, the seed's errors, and restart from the file store.
+
+use std::sync::{Arc, Mutex};
+
+use godwit_control::dataplane::BoxFuture;
+use godwit_control::{
+    BootstrapEndpoint, BootstrapInterlay, Control, ControlConfig, ControlError, DataPlane,
+    EndpointProbe, InterlayListen, Status,
+};
+use godwit_router::RoutingTable;
+use serde_json::json;
+
+#[derive(Default)]
+struct Recorder {
+    tables: Mutex<Vec<RoutingTable>>,
+    started: Mutex<Vec<String>>,
+}
+
+impl DataPlane for Recorder {
+    fn publish(&self, table: RoutingTable) {
+        self.tables.lock().unwrap().push(table);
+    }
+    fn upsert_endpoint(&self, _id: &str, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn remove_endpoint(&self, _id: &str) {}
+    fn start_interlay(&self, spec: InterlayListen) -> BoxFuture<'_, Result<String, String>> {
+        self.started.lock().unwrap().push(spec.id.clone());
+        Box::pin(async move { Ok(spec.listen) })
+    }
+    fn stop_interlay(&self, _id: &str) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>> {
+        let down = url.contains("down");
+        Box::pin(async move {
+            if down {
+                Err("connection refused".into())
+            } else {
+                Ok(EndpointProbe {
+                    version: "7.2.4".into(),
+                    ping_us: 120,
+                })
+            }
+        })
+    }
+}
+
+impl Recorder {
+    fn last(&self) -> RoutingTable {
+        self.tables.lock().unwrap().last().cloned().unwrap()
+    }
+}
+
+async fn setup(dir: &std::path::Path, dp: Arc<Recorder>) -> Arc<Control> {
+    let mut cfg = ControlConfig::new(dir);
+    cfg.bootstrap_endpoints.push(BootstrapEndpoint {
+        id: "old".into(),
+        url: "redis://127.0.0.1:6379".into(),
+    });
+    cfg.bootstrap_interlays.push(BootstrapInterlay {
+        id: "cache".into(),
+        endpoint: "old".into(),
+        listen: "127.0.0.1:0".into(),
+        password: None,
+    });
+    Control::open(cfg, dp).await.unwrap()
+}
+
+#[tokio::test]
+async fn full_lifecycle_publishes_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = Arc::new(Recorder::default());
+    let c = setup(dir.path(), dp.clone()).await;
+    let org = "default";
+    assert!(dp.last().interlay("cache").unwrap().migration.is_none());
+    c.create_endpoint(org, &json!({"id":"new","url":"redis://127.0.0.1:6380"}))
+        .await
+        .unwrap();
+    c.create_migration(
+        org,
+        &json!({"id":"m1","strategy":{"type":"canary","read_percentage":0.05}}),
+    )
+    .await
+    .unwrap();
+    let e = c.rollback(org, "m1", &json!(null)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Cannot set RollingBack migration in status: Pending"
+    );
+    let e = c.migrate(org, "m1").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Cannot set Running migration in status: Pending"
+    );
+    let e = c
+        .add_interlay(org, "m1", "cache", &json!({"endpoint":"old"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ControlError::BadRequest(_)));
+    c.add_interlay(org, "m1", "cache", &json!({"endpoint":"new"}))
+        .await
+        .unwrap();
+    assert_eq!(c.migration_status(org, "m1").await.unwrap(), Status::Ready);
+    c.create_migration(org, &json!({"id":"m2"})).await.unwrap();
+    let e = c
+        .add_interlay(org, "m2", "cache", &json!({"endpoint":"new"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Interlay Schema already has an active migration"
+    );
+    let t = c.test_migration(org, "m1").await.unwrap();
+    assert_eq!(t["valid"], true);
+    assert_eq!(t["interlays_tested"], 1);
+    assert_eq!(
+        c.migrate(org, "m1").await.unwrap(),
+        "migration commit completed"
+    );
+    let route = dp.last().interlay("cache").unwrap().clone();
+    let mr = route.migration.unwrap();
+    assert_eq!(&*mr.target, "new");
+    assert!(!mr.serve_new);
+    let e = c
+        .traffic(org, "m1", &json!({"read_percentage":0.5}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Cannot change read_percentage by more than 0.25 per update (current 0.05, requested 0.50)"
+    );
+    let r = c
+        .traffic(org, "m1", &json!({"read_percentage":0.25}))
+        .await
+        .unwrap();
+    assert_eq!(r["new_percentage"], 0.25);
+    c.pause(org, "m1", &json!({"reason":"look"})).await.unwrap();
+    assert!(dp.last().interlay("cache").unwrap().migration.is_some());
+    c.resume(org, "m1", &json!(null)).await.unwrap();
+    c.complete(org, "m1", &json!({})).await.unwrap();
+    let route = dp.last().interlay("cache").unwrap().clone();
+    assert_eq!(&*route.endpoint, "new");
+    assert!(route.migration.is_none());
+    // Rollback after completion re-points the interlay to the source.
+    c.rollback(org, "m1", &json!({"reason":"oops"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.migration_status(org, "m1").await.unwrap(),
+        Status::RolledBack
+    );
+    assert_eq!(&*dp.last().interlay("cache").unwrap().endpoint, "old");
+    // Versions only go up.
+    let versions: Vec<u64> = dp
+        .tables
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.version)
+        .collect();
+    assert!(versions.windows(2).all(|w| w[1] > w[0]));
+}
+
+#[tokio::test]
+async fn test_reports_unreachable_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = Arc::new(Recorder::default());
+    let c = setup(dir.path(), dp).await;
+    c.create_endpoint(
+        "default",
+        &json!({"id":"down","url":"redis://down.invalid:6379"}),
+    )
+    .await
+    .unwrap();
+    c.create_migration("default", &json!({"id":"m"}))
+        .await
+        .unwrap();
+    c.add_interlay("default", "m", "cache", &json!({"endpoint":"down"}))
+        .await
+        .unwrap();
+    let t = c.test_migration("default", "m").await.unwrap();
+    assert_eq!(t["valid"], false);
+    assert_eq!(
+        c.migration_status("default", "m").await.unwrap(),
+        Status::Failed
+    );
+}
+
+#[tokio::test]
+async fn restart_restores_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let dp = Arc::new(Recorder::default());
+        let c = setup(dir.path(), dp).await;
+        c.create_endpoint("acme", &json!({"id":"a","url":"redis://10.0.0.1:6379"}))
+            .await
+            .unwrap();
+        c.create_endpoint("acme", &json!({"id":"b","url":"redis://:pw@10.0.0.2:6379"}))
+            .await
+            .unwrap();
+        c.create_interlay(
+            "acme",
+            &json!({"id":"il","endpoint":"a","listen":"127.0.0.1:0"}),
+        )
+        .await
+        .unwrap();
+        c.create_migration(
+            "acme",
+            &json!({"id":"m","data":{"type":"scan","replace":"merge"}}),
+        )
+        .await
+        .unwrap();
+        c.add_interlay("acme", "m", "il", &json!({"endpoint":"b"}))
+            .await
+            .unwrap();
+        c.migrate("acme", "m").await.unwrap();
+    }
+    let dp = Arc::new(Recorder::default());
+    let c = setup(dir.path(), dp.clone()).await;
+    assert_eq!(
+        c.migration_status("acme", "m").await.unwrap(),
+        Status::Running
+    );
+    let started = dp.started.lock().unwrap().clone();
+    assert!(started.contains(&"acme/il".to_string()) && started.contains(&"cache".to_string()));
+    let route = dp.last().interlay("acme/il").unwrap().clone();
+    assert_eq!(&*route.migration.unwrap().target, "acme/b");
+    let ep = c.get_endpoint("acme", "b").await.unwrap();
+    assert_eq!(ep["url"], "redis://:***@10.0.0.2:6379");
+    let m = c.get_migration("acme", "m", false).await.unwrap();
+    assert_eq!(m["data"], json!({"type":"scan","replace":"merge"}));
+    // Another organization sees nothing.
+    let e = c.get_migration("other", "m", false).await.unwrap_err();
+    assert_eq!(e.to_string(), "Migration 'm' does not exist");
+}
