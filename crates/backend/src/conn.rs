@@ -133,19 +133,31 @@ fn fail_n(tx: &ReplyTx, count: u32, err: &BackendError) {
     for _ in 0..count {
         all.extend_from_slice(&one);
     }
-    let _ = tx.send(Reply { data: all.freeze(), count });
+    let _ = tx.send(Reply {
+        data: all.freeze(),
+        count,
+    });
 }
 
 pub(crate) async fn connect(spec: &ConnSpec) -> Result<TcpStream, BackendError> {
-    let cerr = |reason: String| BackendError::Connect { addr: spec.addr.clone(), reason };
+    let cerr = |reason: String| BackendError::Connect {
+        addr: spec.addr.clone(),
+        reason,
+    };
     let mut stream = tokio::time::timeout(spec.connect_timeout, TcpStream::connect(&spec.addr))
         .await
         .map_err(|_| cerr("timed out".into()))?
         .map_err(|e| cerr(e.to_string()))?;
     stream.set_nodelay(true).map_err(|e| cerr(e.to_string()))?;
     if spec.init_count > 0 {
-        let lost = |reason: String| BackendError::Lost { addr: spec.addr.clone(), reason };
-        stream.write_all(&spec.init).await.map_err(|e| lost(e.to_string()))?;
+        let lost = |reason: String| BackendError::Lost {
+            addr: spec.addr.clone(),
+            reason,
+        };
+        stream
+            .write_all(&spec.init)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
         let mut buf = BytesMut::with_capacity(1024);
         let mut scanner = ReplyScanner::new();
         let mut seen = 0;
@@ -156,12 +168,20 @@ pub(crate) async fn connect(spec: &ConnSpec) -> Result<TcpStream, BackendError> 
                         let reply = buf.split_to(n);
                         if reply.first() == Some(&b'-') {
                             let text = String::from_utf8_lossy(&reply[1..]).trim_end().to_string();
-                            return Err(BackendError::Handshake { addr: spec.addr.clone(), reply: text });
+                            return Err(BackendError::Handshake {
+                                addr: spec.addr.clone(),
+                                reply: text,
+                            });
                         }
                         seen += 1;
                     }
                     None => {
-                        if stream.read_buf(&mut buf).await.map_err(|e| lost(e.to_string()))? == 0 {
+                        if stream
+                            .read_buf(&mut buf)
+                            .await
+                            .map_err(|e| lost(e.to_string()))?
+                            == 0
+                        {
                             return Err(lost("closed during handshake".into()));
                         }
                     }
@@ -169,7 +189,9 @@ pub(crate) async fn connect(spec: &ConnSpec) -> Result<TcpStream, BackendError> 
             }
             Ok(())
         };
-        tokio::time::timeout(spec.connect_timeout, read).await.map_err(|_| cerr("handshake timed out".into()))??;
+        tokio::time::timeout(spec.connect_timeout, read)
+            .await
+            .map_err(|_| cerr("handshake timed out".into()))??;
     }
     Ok(stream)
 }
@@ -194,7 +216,10 @@ async fn serve(
     let mut scanner = ReplyScanner::new();
     let mut owner: Option<ReplyTx> = spec.dedicated.then(|| first.reply.clone());
     let mut closed = false;
-    let lost = |reason: String| BackendError::Lost { addr: spec.addr.clone(), reason };
+    let lost = |reason: String| BackendError::Lost {
+        addr: spec.addr.clone(),
+        reason,
+    };
     enqueue(first, &mut pending, &mut wbuf);
 
     let err = loop {
@@ -251,7 +276,10 @@ async fn serve(
 fn enqueue(req: Request, pending: &mut VecDeque<Pending>, wbuf: &mut BytesMut) {
     wbuf.extend_from_slice(&req.data);
     if req.count > 0 {
-        pending.push_back(Pending { reply: req.reply, remaining: req.count });
+        pending.push_back(Pending {
+            reply: req.reply,
+            remaining: req.count,
+        });
     }
 }
 
@@ -272,14 +300,22 @@ fn dispatch(
         };
         if rbuf[off] == b'>' {
             // RESP3 push frame: not a reply to any request
-            let Some(o) = owner.as_ref() else { return Err("push frame on a shared connection".into()) };
+            let Some(o) = owner.as_ref() else {
+                return Err("push frame on a shared connection".into());
+            };
             if group > 0 {
                 let head = pending.front().ok_or("reply without request")?;
-                let _ = head.reply.send(Reply { data: rbuf.split_to(off).freeze(), count: group });
+                let _ = head.reply.send(Reply {
+                    data: rbuf.split_to(off).freeze(),
+                    count: group,
+                });
                 off = 0;
                 group = 0;
             }
-            let _ = o.send(Reply { data: rbuf.split_to(n).freeze(), count: 0 });
+            let _ = o.send(Reply {
+                data: rbuf.split_to(n).freeze(),
+                count: 0,
+            });
             continue;
         }
         let head = pending.front_mut().ok_or("reply without request")?;
@@ -288,14 +324,20 @@ fn dispatch(
         head.remaining -= 1;
         if head.remaining == 0 {
             let head = pending.pop_front().ok_or("reply without request")?;
-            let _ = head.reply.send(Reply { data: rbuf.split_to(off).freeze(), count: group });
+            let _ = head.reply.send(Reply {
+                data: rbuf.split_to(off).freeze(),
+                count: group,
+            });
             off = 0;
             group = 0;
         }
     }
     if group > 0 {
         let head = pending.front().ok_or("reply without request")?;
-        let _ = head.reply.send(Reply { data: rbuf.split_to(off).freeze(), count: group });
+        let _ = head.reply.send(Reply {
+            data: rbuf.split_to(off).freeze(),
+            count: group,
+        });
     }
     if owner.as_ref().is_some_and(|o| o.is_closed()) {
         *owner = None;

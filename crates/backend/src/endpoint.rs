@@ -28,10 +28,17 @@ impl EndpointSpec {
             "rediss" => return Err(bad("TLS endpoints (rediss://) are not supported yet")),
             s => return Err(bad(&format!("scheme must be redis://, got {s}://"))),
         }
-        let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("missing host"))?;
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("missing host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = u.port().unwrap_or(6379);
-        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         let decode = |s: &str| {
             url::form_urlencoded::parse(format!("x={s}").as_bytes())
                 .next()
@@ -41,11 +48,20 @@ impl EndpointSpec {
         let username = Some(u.username()).filter(|s| !s.is_empty()).map(decode);
         let password = u.password().map(decode);
         let path = u.path().trim_start_matches('/');
-        let db = if path.is_empty() { 0 } else { path.parse().map_err(|_| bad("database must be a number"))? };
+        let db = if path.is_empty() {
+            0
+        } else {
+            path.parse().map_err(|_| bad("database must be a number"))?
+        };
         if db < 0 {
             return Err(bad("database must be >= 0"));
         }
-        Ok(Self { addr, username, password, db })
+        Ok(Self {
+            addr,
+            username,
+            password,
+            db,
+        })
     }
 
     /// The commands a new connection sends first (AUTH, SELECT), and how many replies they give.
@@ -90,7 +106,10 @@ mod tests {
     #[test]
     fn parses_urls() {
         let s = EndpointSpec::parse("redis://127.0.0.1:7000").unwrap();
-        assert_eq!((s.addr.as_str(), s.db, s.password.is_none()), ("127.0.0.1:7000", 0, true));
+        assert_eq!(
+            (s.addr.as_str(), s.db, s.password.is_none()),
+            ("127.0.0.1:7000", 0, true)
+        );
         let s = EndpointSpec::parse("redis://u:p%40ss@h/3").unwrap();
         assert_eq!(s.addr, "h:6379");
         assert_eq!(s.username.as_deref(), Some("u"));
@@ -99,10 +118,18 @@ mod tests {
         let s = EndpointSpec::parse("redis://:secret@h:1").unwrap();
         assert_eq!((s.username, s.password.as_deref()), (None, Some("secret")));
         assert_eq!(s.handshake().1, 1);
-        for bad in ["http://h", "rediss://h", "redis://h/x", "nonsense", "redis:///0"] {
+        for bad in [
+            "http://h",
+            "rediss://h",
+            "redis://h/x",
+            "nonsense",
+            "redis:///0",
+        ] {
             assert!(EndpointSpec::parse(bad).is_err(), "{bad}");
         }
-        let e = EndpointSpec::parse("rediss://u:hunter2@h").unwrap_err().to_string();
+        let e = EndpointSpec::parse("rediss://u:hunter2@h")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -20,7 +20,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { shared_connections: 1, connect_timeout: Duration::from_secs(2) }
+        Self {
+            shared_connections: 1,
+            connect_timeout: Duration::from_secs(2),
+        }
     }
 }
 
@@ -86,7 +89,10 @@ impl Pool {
 impl Pool {
     /// A raw, handshaken TCP connection for a client that leaves request/reply mode (pub/sub):
     /// the proxy then copies bytes both ways.
-    pub async fn raw(&self, client_init: &[Vec<Bytes>]) -> Result<tokio::net::TcpStream, BackendError> {
+    pub async fn raw(
+        &self,
+        client_init: &[Vec<Bytes>],
+    ) -> Result<tokio::net::TcpStream, BackendError> {
         let (base, mut count) = self.spec.handshake();
         let mut init = BytesMut::from(&base[..]);
         for cmd in client_init {

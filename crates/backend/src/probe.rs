@@ -22,18 +22,32 @@ pub struct Probe {
 pub async fn probe(url: &str, timeout: Duration) -> Result<Probe, BackendError> {
     let spec = EndpointSpec::parse(url)?;
     let (init, init_count) = spec.handshake();
-    let cs = ConnSpec { addr: spec.addr.clone(), init, init_count, dedicated: true, connect_timeout: timeout };
-    let lost = |reason: String| BackendError::Lost { addr: spec.addr.clone(), reason };
+    let cs = ConnSpec {
+        addr: spec.addr.clone(),
+        init,
+        init_count,
+        dedicated: true,
+        connect_timeout: timeout,
+    };
+    let lost = |reason: String| BackendError::Lost {
+        addr: spec.addr.clone(),
+        reason,
+    };
     let mut stream = connect(&cs).await?;
     let work = async {
         let started = Instant::now();
-        stream.write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").await?;
+        stream
+            .write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            .await?;
         let mut buf = BytesMut::new();
         let mut scanner = ReplyScanner::new();
         let mut replies = Vec::new();
         let mut ping = Duration::ZERO;
         while replies.len() < 2 {
-            match scanner.next(&buf).map_err(|e| std::io::Error::other(e.to_string()))? {
+            match scanner
+                .next(&buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+            {
                 Some(n) => {
                     if replies.is_empty() {
                         ping = started.elapsed();
@@ -54,7 +68,9 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Probe, BackendError> 
         .map_err(|_| lost("probe timed out".into()))?
         .map_err(|e| lost(e.to_string()))?;
     if replies[0].first() != Some(&b'+') {
-        return Err(lost(String::from_utf8_lossy(&replies[0]).trim().to_string()));
+        return Err(lost(
+            String::from_utf8_lossy(&replies[0]).trim().to_string(),
+        ));
     }
     let info = String::from_utf8_lossy(&replies[1]);
     let version = info

@@ -88,12 +88,20 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(id: u64, sock: TcpStream, opts: Arc<InterlayOptions>, shared: Arc<ProxyShared>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        sock: TcpStream,
+        opts: Arc<InterlayOptions>,
+        shared: Arc<ProxyShared>,
+    ) -> Self {
         let limits = Limits {
             max_frame_bytes: shared.limits.max_frame_bytes,
             max_inline_bytes: 64 * 1024,
         };
-        let state = ConnState { authed: opts.password.is_none(), ..Default::default() };
+        let state = ConnState {
+            authed: opts.password.is_none(),
+            ..Default::default()
+        };
         Self {
             id,
             sock,
@@ -337,7 +345,8 @@ impl Client {
 
     fn push_local(&mut self, reply: Bytes) {
         self.inflight += 1;
-        self.expected.push_back(Expected::Local(BytesMut::from(&reply[..])));
+        self.expected
+            .push_back(Expected::Local(BytesMut::from(&reply[..])));
     }
 
     /// Routes one multibulk request whose bytes are `buf` (offsets in `cmd` are relative to it).
@@ -351,7 +360,11 @@ impl Client {
             Class::ConnectionState => self.connection_command(info, buf, cmd),
             _ if info.has(flags::BLOCKING) => self.to_dedicated(None),
             _ => {
-                let key = if info.first_key > 0 { cmd.arg(buf, info.first_key as usize) } else { None };
+                let key = if info.first_key > 0 {
+                    cmd.arg(buf, info.first_key as usize)
+                } else {
+                    None
+                };
                 self.to_routed(info, key, None)
             }
         }
@@ -359,8 +372,18 @@ impl Client {
 
     /// Routes to the decided side's connection; `bytes` replaces the request's own bytes.
     #[inline]
-    fn to_routed(&mut self, info: &CommandInfo, key: Option<&[u8]>, bytes: Option<Bytes>) -> Action {
-        let inputs = Inputs { conn_id: self.id, key, identity: self.state.user.as_deref(), now_ms: 0 };
+    fn to_routed(
+        &mut self,
+        info: &CommandInfo,
+        key: Option<&[u8]>,
+        bytes: Option<Bytes>,
+    ) -> Action {
+        let inputs = Inputs {
+            conn_id: self.id,
+            key,
+            identity: self.state.user.as_deref(),
+            now_ms: 0,
+        };
         match self.sources.routed(&self.shared, info, &inputs) {
             Ok(src) => to_source(src, bytes),
             Err(msg) => Action::Local(error_reply(&msg)),
@@ -370,7 +393,9 @@ impl Client {
     /// Routes to the client's dedicated connection, opening it (with the client's state) if needed.
     fn to_dedicated(&mut self, bytes: Option<Bytes>) -> Action {
         let state = &self.state;
-        let opened = self.sources.dedicated(&self.shared, |pool| connection::restore_state(state, pool));
+        let opened = self
+            .sources
+            .dedicated(&self.shared, |pool| connection::restore_state(state, pool));
         match opened {
             Ok(src) => to_source(src, bytes),
             Err(msg) => Action::Local(error_reply(&msg)),

@@ -50,7 +50,9 @@ pub async fn serve_interlay(
         if n > shared.limits.max_clients {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
             tokio::spawn(async move {
-                let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = sock
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
             });
             continue;
         }

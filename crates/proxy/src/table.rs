@@ -32,7 +32,11 @@ pub struct ProxyLimits {
 
 impl Default for ProxyLimits {
     fn default() -> Self {
-        Self { max_clients: 10_000, max_frame_bytes: 512 * 1024 * 1024, max_pipeline: 1024 }
+        Self {
+            max_clients: 10_000,
+            max_frame_bytes: 512 * 1024 * 1024,
+            max_pipeline: 1024,
+        }
     }
 }
 

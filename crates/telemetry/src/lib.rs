@@ -1,1 +1,66 @@
-//! godwit-telemetry.
+//! godwit-telemetry: metric names and label sets, declared once, and logging setup.
+//!
+//! Every metric godwit exports is named here (`godwit_*`); labels come from small closed sets
+//! (interlay, endpoint, side, class, outcome), never keys or client addresses.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Client connections open now, per interlay (gauge).
+pub const CLIENT_CONNECTIONS: &str = "godwit_client_connections";
+/// Client connections accepted, per interlay (counter).
+pub const CLIENT_CONNECTIONS_TOTAL: &str = "godwit_client_connections_total";
+/// Connections refused because `max_clients` was reached (counter).
+pub const CLIENT_REJECTED_TOTAL: &str = "godwit_client_rejected_total";
+/// Routing table version in use (gauge).
+pub const ROUTING_TABLE_VERSION: &str = "godwit_routing_table_version";
+/// Routing table swaps (counter).
+pub const ROUTING_TABLE_SWAPS_TOTAL: &str = "godwit_routing_table_swaps_total";
+/// Backend connection failures, per endpoint (counter).
+pub const BACKEND_ERRORS_TOTAL: &str = "godwit_backend_errors_total";
+/// Protocol errors from clients (counter).
+pub const PROTOCOL_ERRORS_TOTAL: &str = "godwit_protocol_errors_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same handle).
+pub fn prometheus() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // a recorder may already be installed (tests); then ours only renders its own view
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_gauge!(CLIENT_CONNECTIONS, "Client connections open now");
+    metrics::describe_counter!(CLIENT_CONNECTIONS_TOTAL, "Client connections accepted");
+    metrics::describe_counter!(
+        CLIENT_REJECTED_TOTAL,
+        "Client connections refused at max_clients"
+    );
+    metrics::describe_gauge!(ROUTING_TABLE_VERSION, "Routing table version in use");
+    metrics::describe_counter!(ROUTING_TABLE_SWAPS_TOTAL, "Routing table swaps");
+    metrics::describe_counter!(BACKEND_ERRORS_TOTAL, "Backend connection failures");
+    metrics::describe_counter!(PROTOCOL_ERRORS_TOTAL, "Malformed client requests");
+}
+
+/// Sets up `tracing` output: `RUST_LOG`-style filter (default `info`), text or JSON lines.
+pub fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

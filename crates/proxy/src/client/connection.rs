@@ -18,10 +18,17 @@ pub(super) fn allowed_before_auth(info: &CommandInfo) -> bool {
 pub(super) fn restore_state(state: &ConnState, pool: &Pool) -> Vec<Vec<Bytes>> {
     let mut init = Vec::new();
     if let Some(db) = state.db.filter(|db| *db != pool.spec().db) {
-        init.push(vec![Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())]);
+        init.push(vec![
+            Bytes::from_static(b"SELECT"),
+            Bytes::from(db.to_string()),
+        ]);
     }
     if let Some(name) = &state.name {
-        init.push(vec![Bytes::from_static(b"CLIENT"), Bytes::from_static(b"SETNAME"), name.clone()]);
+        init.push(vec![
+            Bytes::from_static(b"CLIENT"),
+            Bytes::from_static(b"SETNAME"),
+            name.clone(),
+        ]);
     }
     if state.resp3 {
         init.push(vec![Bytes::from_static(b"HELLO"), Bytes::from_static(b"3")]);
@@ -38,11 +45,18 @@ fn err(msg: &str) -> Action {
 }
 
 fn wrong_args(name: &str) -> Action {
-    err(&format!("ERR wrong number of arguments for '{name}' command"))
+    err(&format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 impl Client {
-    pub(super) fn connection_command(&mut self, info: &'static CommandInfo, buf: &[u8], cmd: &Command) -> Action {
+    pub(super) fn connection_command(
+        &mut self,
+        info: &'static CommandInfo,
+        buf: &[u8],
+        cmd: &Command,
+    ) -> Action {
         let arg = |i: usize| cmd.arg(buf, i).unwrap_or_default();
         match info.name {
             "auth" => match cmd.argc {
@@ -56,13 +70,15 @@ impl Client {
             "quit" => Action::LocalThenClose(Bytes::from_static(b"+OK\r\n")),
             "reset" => {
                 self.sources.unpin();
-                self.state = ConnState { authed: self.opts.password.is_none(), ..Default::default() };
+                self.state = ConnState {
+                    authed: self.opts.password.is_none(),
+                    ..Default::default()
+                };
                 Action::Local(Bytes::from_static(b"+RESET\r\n"))
             }
             "client" => self.client_command(info, buf, cmd),
-            "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
-                Action::Tunnel
-            }
+            "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+            | "sunsubscribe" => Action::Tunnel,
             "monitor" | "sync" | "psync" | "replconf" => err(&format!(
                 "ERR {} is not supported through the godwit proxy",
                 info.name.to_ascii_uppercase()
@@ -88,7 +104,10 @@ impl Client {
     }
 
     fn select(&mut self, info: &'static CommandInfo, buf: &[u8], cmd: &Command) -> Action {
-        let db = cmd.arg(buf, 1).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<i64>().ok());
+        let db = cmd
+            .arg(buf, 1)
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .and_then(|s| s.parse::<i64>().ok());
         let (Some(db), 2) = (db, cmd.argc) else {
             return self.to_routed(info, None, None); // Redis reports the error
         };
@@ -149,7 +168,10 @@ impl Client {
         let mut proto = None;
         let mut i = 1;
         if cmd.argc > 1 {
-            match std::str::from_utf8(cmd.arg(buf, 1).unwrap_or_default()).ok().and_then(|s| s.parse::<i64>().ok()) {
+            match std::str::from_utf8(cmd.arg(buf, 1).unwrap_or_default())
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 Some(v @ (2 | 3)) => proto = Some(v),
                 Some(_) => return err("NOPROTO sorry, this protocol version is not supported."),
                 None => return err("ERR Protocol version is not an integer or out of range"),
@@ -163,7 +185,10 @@ impl Client {
             let more = cmd.argc - i - 1;
             match opt.as_slice() {
                 b"auth" if more >= 2 => {
-                    auth = Some((cmd.arg(buf, i + 1).unwrap_or_default(), cmd.arg(buf, i + 2).unwrap_or_default()));
+                    auth = Some((
+                        cmd.arg(buf, i + 1).unwrap_or_default(),
+                        cmd.arg(buf, i + 2).unwrap_or_default(),
+                    ));
                     i += 3;
                 }
                 b"setname" if more >= 1 => {
@@ -171,7 +196,10 @@ impl Client {
                     i += 2;
                 }
                 _ => {
-                    return err(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&opt)));
+                    return err(&format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&opt)
+                    ));
                 }
             }
         }

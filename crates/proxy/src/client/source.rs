@@ -40,7 +40,13 @@ pub(crate) struct Sources {
 
 impl Sources {
     pub(crate) fn new(client_id: u64, interlay: Id) -> Self {
-        Self { client_id, interlay, list: Vec::with_capacity(2), pinned: None, cache: None }
+        Self {
+            client_id,
+            interlay,
+            list: Vec::with_capacity(2),
+            pinned: None,
+            cache: None,
+        }
     }
 
     /// True if the client has its own connection.
@@ -60,7 +66,11 @@ impl Sources {
             return Ok(p);
         }
         let pool = self.decide_pool(shared, info, inputs)?;
-        if let Some(i) = self.list.iter().position(|s| !s.dedicated && Arc::ptr_eq(&s.pool, &pool)) {
+        if let Some(i) = self
+            .list
+            .iter()
+            .position(|s| !s.dedicated && Arc::ptr_eq(&s.pool, &pool))
+        {
             return Ok(i);
         }
         let conn = pool.shared(self.client_id).clone();
@@ -80,7 +90,11 @@ impl Sources {
         let pool = self.serving_pool(shared)?;
         let conn = pool.dedicated(&init(&pool));
         // reuse a retired dedicated slot that has nothing left to deliver
-        let idx = match self.list.iter().position(|s| s.dedicated && s.conn.is_none() && s.outstanding == 0) {
+        let idx = match self
+            .list
+            .iter()
+            .position(|s| s.dedicated && s.conn.is_none() && s.outstanding == 0)
+        {
             Some(i) => {
                 self.list[i].pool = pool;
                 self.list[i].conn = Some(conn);
@@ -101,10 +115,19 @@ impl Sources {
 
     /// The pool serving this interlay's connection-level traffic now.
     pub(crate) fn serving_pool(&mut self, shared: &ProxyShared) -> Result<Arc<Pool>, String> {
-        self.decide_pool(shared, &godwit_router::commands::UNKNOWN, &Inputs::default())
+        self.decide_pool(
+            shared,
+            &godwit_router::commands::UNKNOWN,
+            &Inputs::default(),
+        )
     }
 
-    fn decide_pool(&mut self, shared: &ProxyShared, info: &CommandInfo, inputs: &Inputs<'_>) -> Result<Arc<Pool>, String> {
+    fn decide_pool(
+        &mut self,
+        shared: &ProxyShared,
+        info: &CommandInfo,
+        inputs: &Inputs<'_>,
+    ) -> Result<Arc<Pool>, String> {
         let table = shared.table.load();
         if self.cache.as_ref().map(|c| c.version) != Some(table.routing.version) {
             let route = table
@@ -112,16 +135,27 @@ impl Sources {
                 .interlay(&self.interlay)
                 .ok_or_else(|| format!("ERR godwit: interlay '{}' has no route", self.interlay))?;
             let pool = |id: &Id| {
-                table.pools.get(id).cloned().ok_or_else(|| format!("ERR godwit: endpoint '{id}' is not configured"))
+                table
+                    .pools
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| format!("ERR godwit: endpoint '{id}' is not configured"))
             };
             let old = pool(&route.endpoint)?;
             let new = match &route.migration {
                 Some(m) => Some(pool(&m.target)?),
                 None => None,
             };
-            self.cache = Some(RouteCache { version: table.routing.version, route: route.clone(), old, new });
+            self.cache = Some(RouteCache {
+                version: table.routing.version,
+                route: route.clone(),
+                old,
+                new,
+            });
         }
-        let Some(c) = self.cache.as_ref() else { return Err("ERR godwit: no route".into()) };
+        let Some(c) = self.cache.as_ref() else {
+            return Err("ERR godwit: no route".into());
+        };
         let d = decide(&c.route, info, inputs);
         Ok(match (d.serve, &c.new) {
             (Side::New, Some(new)) => new.clone(),
@@ -131,7 +165,14 @@ impl Sources {
 
     fn add(&mut self, pool: Arc<Pool>, conn: ConnHandle, dedicated: bool) -> usize {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.list.push(Source { pool, conn: Some(conn), dedicated, tx, rx, outstanding: 0 });
+        self.list.push(Source {
+            pool,
+            conn: Some(conn),
+            dedicated,
+            tx,
+            rx,
+            outstanding: 0,
+        });
         self.list.len() - 1
     }
 
@@ -140,8 +181,14 @@ impl Sources {
     #[inline]
     pub(crate) fn send(&mut self, idx: usize, data: Bytes, count: u32) -> Result<(), u32> {
         let s = &mut self.list[idx];
-        let Some(conn) = &s.conn else { return Err(count) };
-        match conn.send(Request { data, count, reply: s.tx.clone() }) {
+        let Some(conn) = &s.conn else {
+            return Err(count);
+        };
+        match conn.send(Request {
+            data,
+            count,
+            reply: s.tx.clone(),
+        }) {
             Ok(()) => {
                 s.outstanding += count;
                 Ok(())

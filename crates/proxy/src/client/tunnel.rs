@@ -18,7 +18,12 @@ pub(super) async fn run(mut c: Client) {
     let mut server = match pool.raw(&init).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = c.sock.write_all(&error_reply(&format!("ERR godwit: backend unavailable: {e}"))).await;
+            let _ = c
+                .sock
+                .write_all(&error_reply(&format!(
+                    "ERR godwit: backend unavailable: {e}"
+                )))
+                .await;
             return;
         }
     };

@@ -1,0 +1,140 @@
+//! The app's implementation of the control plane's [`DataPlane`]: endpoint pools, the one
+//! routing table, interlay listeners.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use godwit_backend::{Pool, PoolOptions};
+use godwit_control::dataplane::BoxFuture;
+use godwit_control::{DataPlane, EndpointProbe, InterlayListen};
+use godwit_proxy::{serve_interlay, DataTable, InterlayOptions, ProxyShared};
+use godwit_router::{Id, RoutingTable};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Pools, listeners and the table, behind the control plane's interface.
+#[derive(Debug)]
+pub struct AppDataPlane {
+    shared: Arc<ProxyShared>,
+    pool_opts: PoolOptions,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    pools: HashMap<Id, (String, Arc<Pool>)>,
+    routing: RoutingTable,
+    listeners: HashMap<String, (watch::Sender<bool>, SocketAddr)>,
+}
+
+impl AppDataPlane {
+    /// A data plane over `shared` (whose table it writes).
+    pub fn new(shared: Arc<ProxyShared>, pool_opts: PoolOptions) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            pool_opts,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// Address an interlay listens on, if it is running.
+    pub fn interlay_addr(&self, id: &str) -> Option<SocketAddr> {
+        self.lock().listeners.get(id).map(|(_, a)| *a)
+    }
+
+    /// Ids of the interlays listening now.
+    pub fn listener_ids(&self) -> Vec<String> {
+        self.lock().listeners.keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a new table built from the current routing and pools (the single write).
+    fn store(&self, inner: &Inner) {
+        let pools = inner
+            .pools
+            .iter()
+            .map(|(id, (_, p))| (id.clone(), p.clone()))
+            .collect();
+        self.shared.table.store(Arc::new(DataTable {
+            routing: inner.routing.clone(),
+            pools,
+        }));
+        metrics::gauge!(godwit_telemetry::ROUTING_TABLE_VERSION).set(inner.routing.version as f64);
+        metrics::counter!(godwit_telemetry::ROUTING_TABLE_SWAPS_TOTAL).increment(1);
+    }
+}
+
+impl DataPlane for AppDataPlane {
+    fn publish(&self, table: RoutingTable) {
+        let mut inner = self.lock();
+        inner.routing = table;
+        self.store(&inner);
+    }
+
+    fn upsert_endpoint(&self, id: &str, url: &str) -> Result<(), String> {
+        let mut inner = self.lock();
+        if inner.pools.get(id).is_some_and(|(u, _)| u == url) {
+            return Ok(());
+        }
+        let pool = Pool::new(url, self.pool_opts).map_err(|e| e.to_string())?;
+        inner.pools.insert(Id::from(id), (url.to_string(), pool));
+        self.store(&inner);
+        Ok(())
+    }
+
+    fn remove_endpoint(&self, id: &str) {
+        let mut inner = self.lock();
+        if inner.pools.remove(id).is_some() {
+            self.store(&inner);
+        }
+    }
+
+    fn start_interlay(&self, spec: InterlayListen) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            if let Some((_, addr)) = self.lock().listeners.get(&spec.id) {
+                return Ok(addr.to_string());
+            }
+            let listener = TcpListener::bind(&spec.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", spec.listen))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let (tx, rx) = watch::channel(false);
+            let opts = InterlayOptions {
+                id: Id::from(spec.id.as_str()),
+                password: spec.password.map(Arc::from),
+            };
+            tokio::spawn(serve_interlay(listener, opts, self.shared.clone(), rx));
+            self.lock().listeners.insert(spec.id.clone(), (tx, addr));
+            tracing::info!(interlay = %spec.id, %addr, "interlay listening");
+            Ok(addr.to_string())
+        })
+    }
+
+    fn stop_interlay(&self, id: &str) -> BoxFuture<'_, ()> {
+        let stopped = self.lock().listeners.remove(id);
+        Box::pin(async move {
+            if let Some((tx, addr)) = stopped {
+                let _ = tx.send(true);
+                tracing::info!(%addr, "interlay stopped");
+            }
+        })
+    }
+
+    fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>> {
+        let url = url.to_string();
+        Box::pin(async move {
+            let p = godwit_backend::probe(&url, Duration::from_secs(3))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(EndpointProbe {
+                version: p.version,
+                ping_us: p.ping.as_micros() as u64,
+            })
+        })
+    }
+}
