@@ -85,6 +85,8 @@ pub(crate) struct Client {
     tunnel: bool,
     /// Parsing stopped at the pipeline limit with input left in the buffer.
     blocked: bool,
+    /// `godwit_commands_total` for this interlay, by class (read, write, admin, connection).
+    commands: [metrics::Counter; 4],
 }
 
 impl Client {
@@ -98,6 +100,7 @@ impl Client {
             max_frame_bytes: shared.limits.max_frame_bytes,
             max_inline_bytes: 64 * 1024,
         };
+        let opts_id = opts.id.clone();
         let state = ConnState {
             authed: opts.password.is_none(),
             ..Default::default()
@@ -118,6 +121,9 @@ impl Client {
             closing: false,
             tunnel: false,
             blocked: false,
+            commands: [Class::Read, Class::Write, Class::Admin, Class::ConnectionState].map(|c| {
+                metrics::counter!(godwit_telemetry::COMMANDS_TOTAL, "interlay" => opts_id.to_string(), "class" => c.label())
+            }),
         }
     }
 
@@ -226,6 +232,7 @@ impl Client {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => break,
                 Err(e) => {
+                    metrics::counter!(godwit_telemetry::PROTOCOL_ERRORS_TOTAL).increment(1);
                     self.flush_batch(&mut rbuf);
                     self.push_local(error_reply(&format!("ERR {e}")));
                     self.closing = true;
@@ -353,6 +360,7 @@ impl Client {
     fn classify(&mut self, buf: &[u8], cmd: &Command) -> Action {
         let name = cmd.name(buf).unwrap_or_default();
         let info: &'static CommandInfo = lookup(name).unwrap_or(&godwit_router::commands::UNKNOWN);
+        self.commands[info.class as usize].increment(1);
         if !self.state.authed && !connection::allowed_before_auth(info) {
             return Action::Local(Bytes::from_static(b"-NOAUTH Authentication required.\r\n"));
         }

@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use godwit_router::Id;
+use godwit_telemetry as tm;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -49,6 +50,8 @@ pub async fn serve_interlay(
         let n = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
         if n > shared.limits.max_clients {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!(tm::CLIENT_REJECTED_TOTAL, "interlay" => opts.id.to_string())
+                .increment(1);
             tokio::spawn(async move {
                 let _ = sock
                     .write_all(b"-ERR max number of clients reached\r\n")
@@ -60,9 +63,14 @@ pub async fn serve_interlay(
         let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let client = Client::new(id, sock, opts.clone(), shared.clone());
         let shared2 = shared.clone();
+        let gauge = metrics::gauge!(tm::CLIENT_CONNECTIONS, "interlay" => opts.id.to_string());
+        metrics::counter!(tm::CLIENT_CONNECTIONS_TOTAL, "interlay" => opts.id.to_string())
+            .increment(1);
+        gauge.increment(1.0);
         tokio::spawn(async move {
             client.run().await;
             shared2.clients.fetch_sub(1, Ordering::Relaxed);
+            gauge.decrement(1.0);
         });
     }
 }

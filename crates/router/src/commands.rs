@@ -9,15 +9,16 @@ pub use generated::{COMMANDS, REDIS_VERSION};
 
 /// How the router treats a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Class {
     /// Reads data (may be split between sides).
-    Read,
+    Read = 0,
     /// Changes data (may be dual-written).
-    Write,
+    Write = 1,
     /// Server administration (served by the interlay's own endpoint).
-    Admin,
+    Admin = 2,
     /// Changes or reads the client connection's own state; the proxy handles or pins it.
-    ConnectionState,
+    ConnectionState = 3,
 }
 
 impl Class {

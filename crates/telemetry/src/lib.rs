@@ -13,6 +13,8 @@ pub const CLIENT_CONNECTIONS: &str = "godwit_client_connections";
 pub const CLIENT_CONNECTIONS_TOTAL: &str = "godwit_client_connections_total";
 /// Connections refused because `max_clients` was reached (counter).
 pub const CLIENT_REJECTED_TOTAL: &str = "godwit_client_rejected_total";
+/// Commands received, per interlay and command class (counter).
+pub const COMMANDS_TOTAL: &str = "godwit_commands_total";
 /// Routing table version in use (gauge).
 pub const ROUTING_TABLE_VERSION: &str = "godwit_routing_table_version";
 /// Routing table swaps (counter).
@@ -45,6 +47,7 @@ fn describe() {
         CLIENT_REJECTED_TOTAL,
         "Client connections refused at max_clients"
     );
+    metrics::describe_counter!(COMMANDS_TOTAL, "Commands received, by interlay and class");
     metrics::describe_gauge!(ROUTING_TABLE_VERSION, "Routing table version in use");
     metrics::describe_counter!(ROUTING_TABLE_SWAPS_TOTAL, "Routing table swaps");
     metrics::describe_counter!(BACKEND_ERRORS_TOTAL, "Backend connection failures");

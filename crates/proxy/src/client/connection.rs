@@ -155,10 +155,12 @@ impl Client {
                 }
                 Action::Local(out.freeze())
             }
+            // library name/version: cosmetic, and not worth a dedicated connection
+            b"setinfo" if cmd.argc == 4 => ok(),
             b"kill" => err("ERR CLIENT KILL is not supported through the godwit proxy (connections are shared)"),
             b"reply" => err("ERR CLIENT REPLY is not supported through the godwit proxy"),
             b"list" | b"help" | b"pause" | b"unpause" | b"unblock" | b"" => self.to_routed(info, None, None),
-            // id, info, tracking, caching, no-evict, no-touch, getredir, trackinginfo, setinfo:
+            // id, info, tracking, caching, no-evict, no-touch, getredir, trackinginfo:
             // about this very connection, so it gets its own
             _ => self.to_dedicated(None),
         }
