@@ -1,0 +1,91 @@
+//! The OpenAPI 3 document of the admin API, built from [`crate::routes::ROUTES`] (the same
+//! table a test checks against the live router), with the main request schemas.
+
+use serde_json::{json, Map, Value};
+
+use crate::routes::ROUTES;
+
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "description": "id or uuid", "schema": {"type": "string"}}))
+        .collect()
+}
+
+fn request_schema(method: &str, path: &str) -> Option<Value> {
+    if !matches!(method, "POST" | "PATCH") || path.ends_with("/login") || path.ends_with("/refresh")
+    {
+        return None;
+    }
+    let schema = match (method, path) {
+        ("POST", "/api/v1/migrations") => json!({"$ref": "#/components/schemas/MigrationCreate"}),
+        ("PATCH", p) if p.ends_with("/traffic") => {
+            json!({"type": "object", "required": ["read_percentage"],
+            "properties": {"read_percentage": {"type": "number", "minimum": 0, "maximum": 1}, "reason": {"type": "string"}}})
+        }
+        ("POST", p) if p.ends_with("/interlay/{interlay}") => {
+            json!({"type": "object", "required": ["endpoint"],
+            "properties": {"endpoint": {"type": "string"}, "id": {"type": "string"}, "migration_strategy": {"$ref": "#/components/schemas/Strategy"},
+                           "migration_data": {}, "migration_rules": {"type": "object"}, "testing_validation": {"type": "object"}}})
+        }
+        ("POST", p) if p.ends_with("/api/{api}") => {
+            json!({"type": "object", "required": ["bindings"],
+            "properties": {"id": {"type": "string"}, "bindings": {"type": "array", "items": {"type": "object",
+                "required": ["template"], "properties": {"template": {"type": "string"}, "fields": {"type": "object"}}}}}})
+        }
+        _ => json!({"type": "object"}),
+    };
+    Some(json!({"required": false, "content": {"application/json": {"schema": schema}}}))
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, role, summary) in ROUTES {
+        let mut op = json!({
+            "summary": summary,
+            "operationId": format!("{}{}", method.to_lowercase(), path.replace(['/', '{', '}', '.'], "_")),
+            "parameters": path_params(path),
+            "responses": {
+                "200": {"description": "Success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Success"}}}},
+                "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"},
+                "409": {"$ref": "#/components/responses/Error"},
+            },
+        });
+        match role {
+            Some(r) => {
+                op["security"] = json!([{"bearer": []}]);
+                op["x-required-role"] = json!(r);
+            }
+            None => op["security"] = json!([]),
+        }
+        if let Some(body) = request_schema(method, path) {
+            op["requestBody"] = body;
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "godwit admin API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Eden-compatible migration API of the godwit Redis migration proxy."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or API token"}},
+            "responses": {"Error": {"description": "Error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "schemas": {
+                "Success": {"type": "object", "properties": {"status": {"type": "string", "enum": ["success"]}, "data": {}}},
+                "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+                "MigrationCreate": {"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "string"}, "description": {"type": "string"},
+                    "strategy": {"$ref": "#/components/schemas/Strategy"},
+                    "data": {"description": "\"none\" | {type: snapshot|scan, replace: none|replace|merge}"},
+                    "failure_handling": {"description": "rollback_all | allow_partial | {type: retry_then_all, retry_count}"},
+                    "guard": {"type": "object"}, "tests": {"type": "array"}}},
+                "Strategy": {"type": "object", "required": ["type"], "properties": {
+                    "type": {"type": "string", "enum": godwit_control::strategy::KNOWN_STRATEGIES}}},
+            },
+        },
+    })
+}
