@@ -194,3 +194,10 @@ impl GodwitFixture {
         }
     }
 }
+
+/// A fresh `redis-server` and a proxy in front of it (interlay [`MAIN`] -> endpoint `old`).
+pub async fn proxied() -> anyhow::Result<(RedisServer, GodwitFixture)> {
+    let redis = RedisServer::start()?;
+    let godwit = GodwitFixture::single(&redis).await?;
+    Ok((redis, godwit))
+}

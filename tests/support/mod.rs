@@ -7,11 +7,9 @@ pub mod redis_server;
 pub mod reply;
 pub mod resp_client;
 
-#[cfg(feature = "godwit")]
 pub mod godwit;
 
-#[cfg(feature = "godwit")]
-pub use godwit::{GodwitFixture, GodwitFixtureBuilder};
+pub use godwit::{proxied, GodwitFixture, GodwitFixtureBuilder};
 pub use redis_server::{RedisServer, RedisServerBuilder};
 pub use reply::Reply;
 pub use resp_client::RespClient;
