@@ -4,6 +4,7 @@
 //! the OpenAPI document at `/api/v1/openapi.json`.
 
 pub mod auth;
+pub mod auth_config;
 pub mod error;
 pub mod extract;
 pub mod openapi;

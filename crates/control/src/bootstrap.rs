@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::body::check_id;
 use crate::control::{org_mut, ControlConfig};
+use crate::endpoint_url::check_url;
 use crate::model::{Endpoint, Interlay, State, DEFAULT_ORG};
-use crate::ops_endpoints::check_url;
 use crate::ControlError;
 
 /// Applies `cfg`'s bootstrap resources to `state`.
