@@ -93,13 +93,55 @@ pub static UNKNOWN: CommandInfo = CommandInfo {
 };
 
 const MAX_NAME: usize = 48;
+const SLOTS: usize = 1024; // power of two, > 2x the table size
 
-/// Looks up a command by name, case-insensitively.
+/// Open-addressing index over [`COMMANDS`], built on first use: slot -> index + 1 (0 = empty).
+fn index() -> &'static [u16; SLOTS] {
+    static INDEX: std::sync::OnceLock<Box<[u16; SLOTS]>> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut slots = Box::new([0u16; SLOTS]);
+        for (i, c) in COMMANDS.iter().enumerate() {
+            let mut h = hash(c.name.as_bytes()) as usize & (SLOTS - 1);
+            while slots[h] != 0 {
+                h = (h + 1) & (SLOTS - 1);
+            }
+            slots[h] = i as u16 + 1;
+        }
+        slots
+    })
+}
+
+/// FNV-1a over the ASCII-lower-cased name.
+#[inline]
+fn hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h ^= u32::from(b.to_ascii_lowercase());
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Looks up a command by name, case-insensitively, without allocating.
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandInfo> {
-    let mut buf = [0u8; MAX_NAME];
-    let lower = lower_into(name, &mut buf)?;
-    find(lower)
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    let slots = index();
+    let mut h = hash(name) as usize & (SLOTS - 1);
+    loop {
+        match slots[h] {
+            0 => return None,
+            i => {
+                let c = &COMMANDS[i as usize - 1];
+                if c.name.as_bytes().eq_ignore_ascii_case(name) {
+                    return Some(c);
+                }
+            }
+        }
+        h = (h + 1) & (SLOTS - 1);
+    }
 }
 
 /// Looks up `container|sub` (e.g. `CLIENT`, `SETNAME`), case-insensitively.
@@ -112,25 +154,7 @@ pub fn lookup_sub(container: &[u8], sub: &[u8]) -> Option<&'static CommandInfo> 
     buf[..container.len()].copy_from_slice(container);
     buf[container.len()] = b'|';
     buf[container.len() + 1..total].copy_from_slice(sub);
-    buf[..total].make_ascii_lowercase();
-    find(&buf[..total])
-}
-
-fn lower_into<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME]) -> Option<&'b [u8]> {
-    if name.len() > MAX_NAME {
-        return None;
-    }
-    let out = &mut buf[..name.len()];
-    out.copy_from_slice(name);
-    out.make_ascii_lowercase();
-    Some(out)
-}
-
-fn find(lower: &[u8]) -> Option<&'static CommandInfo> {
-    COMMANDS
-        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| &COMMANDS[i])
+    lookup(&buf[..total])
 }
 
 #[cfg(test)]
@@ -141,6 +165,16 @@ mod tests {
     fn table_is_sorted_and_unique() {
         for w in COMMANDS.windows(2) {
             assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+
+    #[test]
+    fn every_command_is_found_by_lookup() {
+        for c in COMMANDS {
+            assert_eq!(
+                lookup(c.name.to_ascii_uppercase().as_bytes()).map(|f| f.name),
+                Some(c.name)
+            );
         }
     }
 
