@@ -57,7 +57,7 @@ pub struct TokenConfig {
 }
 
 /// A user that can log in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// User name (HTTP Basic user).
@@ -71,7 +71,7 @@ pub struct UserConfig {
 }
 
 /// The `[auth]` section of `proxy.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// HS256 secret (at least 32 bytes). With neither this nor `jwt_secret_file`, a random
@@ -99,6 +99,33 @@ impl Default for AuthConfig {
     }
 }
 
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("org", &self.org)
+            .field("role", &self.role)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+// Secrets never reach logs: the JWT secret is redacted from Debug output.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_secret_file", &self.jwt_secret_file)
+            .field("token_ttl_s", &self.token_ttl_s)
+            .field("tokens", &self.tokens)
+            .field("users", &self.users)
+            .finish()
+    }
+}
+
 impl AuthConfig {
     /// Every problem of the section, each prefixed with its path.
     pub fn problems(&self) -> Vec<String> {
@@ -122,7 +149,14 @@ impl AuthConfig {
                 p.push(format!("auth.tokens[{i}]: name and org must not be empty"));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
+            if !seen.insert((u.org.as_str(), u.name.as_str())) {
+                p.push(format!(
+                    "auth.users[{i}]: duplicate user '{}' in org '{}'",
+                    u.name, u.org
+                ));
+            }
             if PasswordHash::new(&u.password_hash).is_err() {
                 p.push(format!(
                     "auth.users[{i}].password_hash: not an argon2 PHC string"
@@ -133,5 +167,52 @@ impl AuthConfig {
             }
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+jwt_secret_file = "/etc/godwit/jwt.key"
+token_ttl_s = 900
+
+[[tokens]]
+name = "ci"
+org = "default"
+role = "admin"
+sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+[[users]]
+name = "alice"
+org = "default"
+role = "SuperAdmin"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0rUBWvEWOiZq2M1jGQ3NV7k1ZgkPRG9B4ah4ryzxOj0"
+"#;
+
+    #[test]
+    fn example_parses_and_validates() {
+        let cfg: AuthConfig = toml::from_str(EXAMPLE).unwrap();
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        assert_eq!(cfg.users[0].role, Role::SuperAdmin);
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("argon2id"), "{dbg}");
+    }
+
+    #[test]
+    fn problems_are_listed_with_paths() {
+        let cfg: AuthConfig = toml::from_str(
+            "jwt_secret = \"short\"\ntoken_ttl_s = 5\n[[tokens]]\nname=\"a\"\norg=\"o\"\nrole=\"read\"\nsha256=\"xyz\"",
+        )
+        .unwrap();
+        let p = cfg.problems();
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[2].starts_with("auth.tokens[0].sha256"));
+        assert!(toml::from_str::<AuthConfig>("bogus = 1").is_err());
+        assert!(toml::from_str::<AuthConfig>(
+            "[[tokens]]\nname=\"a\"\norg=\"o\"\nrole=\"god\"\nsha256=\"x\""
+        )
+        .is_err());
     }
 }

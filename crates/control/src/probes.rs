@@ -12,8 +12,35 @@ use crate::model::MemberState;
 use crate::ops_migrations::{find_migration, step};
 use crate::rules::DataRule;
 use crate::status::{Action, Status};
+use crate::strategy::Strategy;
 use crate::views::migration_view;
 use crate::ControlError;
+
+/// Strategy checks that need the clock or this instance: (errors, warnings).
+fn strategy_notes(s: &Strategy, instance: &str) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    match s {
+        Strategy::TimeWindow { window_end, .. } if *window_end <= chrono::Utc::now() => {
+            errors.push("the time window has already ended".into())
+        }
+        Strategy::StranglerFig { features, .. } if !features.values().any(|v| *v) => {
+            warnings.push("no feature is served by the new side yet".into())
+        }
+        Strategy::Geographic { regions, .. } if !regions.values().any(|v| *v) => {
+            warnings.push("no region is served by the new side yet".into())
+        }
+        Strategy::FeatureFlag { flags, .. } if !flags.values().any(|v| *v) => {
+            warnings.push("no flag enables the new database yet".into())
+        }
+        Strategy::RollingUpdate {
+            migrated_instances, ..
+        } if !migrated_instances.iter().any(|i| i == instance) => warnings.push(format!(
+            "this instance ('{instance}') is not in migrated_instances"
+        )),
+        _ => {}
+    }
+    (errors, warnings)
+}
 
 fn major(version: &str) -> u32 {
     version
@@ -31,7 +58,8 @@ impl Control {
         // (member label, endpoint id, url) to probe, gathered under the lock.
         let mut pairs: Vec<(String, String, String, String, String)> = Vec::new();
         let mut api_eps: Vec<(String, String)> = Vec::new();
-        let (id, apis_tested, interlays_tested, copies) = {
+        let mut strategy_type = "";
+        let (id, apis_tested, interlays_tested, copies, notes) = {
             let mut inner = self.lock().await;
             let mut next = inner.state.clone();
             let os = org_mut(&mut next, org_id);
@@ -73,15 +101,16 @@ impl Control {
                 }
             }
             let counts = (m.apis.len(), m.interlays.len(), m.data != DataRule::None);
+            let notes = strategy_notes(&m.strategy, &self.cfg.instance_id);
+            strategy_type = m.strategy.type_name();
             let Some(m) = os.migrations.get_mut(&id) else {
                 return Err(ControlError::MigrationNotFound(key.into()));
             };
             step(m, Action::StartTest)?;
             self.commit(&mut inner, next)?;
-            (id, counts.0, counts.1, counts.2)
+            (id, counts.0, counts.1, counts.2, notes)
         };
-        let mut errors: Vec<String> = Vec::new();
-        let mut warnings: Vec<String> = Vec::new();
+        let (mut errors, mut warnings) = notes;
         let mut seen: BTreeMap<String, Value> = BTreeMap::new();
         let mut versions: BTreeMap<String, String> = BTreeMap::new();
         let all = pairs
@@ -124,7 +153,8 @@ impl Control {
         }
         let valid = errors.is_empty();
         let result = json!({"valid": valid, "apis_tested": apis_tested, "interlays_tested": interlays_tested,
-                            "errors": errors, "warnings": warnings, "endpoints": seen});
+                            "errors": errors, "warnings": warnings, "endpoints": seen,
+                            "strategy": {"type": strategy_type, "supported": true}});
         let mut inner = self.lock().await;
         let mut next = inner.state.clone();
         if let Some(m) = org_mut(&mut next, org_id).migrations.get_mut(&id) {

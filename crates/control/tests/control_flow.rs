@@ -235,3 +235,109 @@ async fn restart_restores_everything() {
     let e = c.get_migration("other", "m", false).await.unwrap_err();
     assert_eq!(e.to_string(), "Migration 'm' does not exist");
 }
+
+#[tokio::test]
+async fn interlay_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = Arc::new(Recorder::default());
+    let c = setup(dir.path(), dp.clone()).await;
+    let org = "default";
+    let e = c
+        .create_interlay(org, &json!({"id":"x","endpoint":"old","port":80}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Port 80 is privileged and cannot be used for an interlay"
+    );
+    let e = c
+        .create_interlay(org, &json!({"id":"x","endpoint":"old"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "either `port` or `listeners` must be provided"
+    );
+    let e = c
+        .create_interlay(
+            org,
+            &json!({"id":"x","endpoint":"old","port":7000,"tls":true}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "tls cannot be set to true, use an object instead"
+    );
+    let e = c
+        .create_interlay(org, &json!({"id":"x","endpoint":"ghost","port":7000}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "Endpoint 'ghost' does not exist");
+    let (v, created) = c
+        .create_interlay(
+            org,
+            &json!({"id":"x","endpoint":"old","port":7000,"settings":{"password":"pw","note":"n"}}),
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(v["running"], true);
+    assert_eq!(v["auth_required"], true);
+    assert_eq!(v["settings"], json!({"note":"n"}));
+    assert!(!v.to_string().contains("\"pw\""), "password leaked: {v}");
+    let (_, created) = c
+        .create_interlay(org, &json!({"id":"x","endpoint":"old","port":7000}))
+        .await
+        .unwrap();
+    assert!(!created, "re-post is an idempotent upsert");
+    let e = c
+        .create_interlay(org, &json!({"id":"y","endpoint":"old","port":7000}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "Port 7000 is already in use by interlay 'x'");
+    let e = c.start_interlay(org, "x").await.unwrap_err();
+    assert_eq!(e.to_string(), "Interlay already running");
+    c.stop_interlay(org, "x").await.unwrap();
+    let e = c.stop_interlay(org, "x").await.unwrap_err();
+    assert_eq!(e.to_string(), "Interlay not running");
+    assert_eq!(e.kind(), "Not Found");
+    c.start_interlay(org, "x").await.unwrap();
+    let before = dp.started.lock().unwrap().len();
+    c.create_endpoint(org, &json!({"id":"new","config":{"write_conn":{"host":"10.1.1.1","port":6390,"password":"p@ss"}}})).await.unwrap();
+    let ep = c.get_endpoint(org, "new").await.unwrap();
+    assert_eq!(ep["url"], "redis://:***@10.1.1.1:6390");
+    // Endpoint change is a hot route swap: no restart.
+    let v = c
+        .patch_interlay(org, "x", &json!({"endpoint":"new"}))
+        .await
+        .unwrap();
+    assert_eq!(v["endpoint"], "new");
+    assert_eq!(dp.started.lock().unwrap().len(), before);
+    assert_eq!(&*dp.last().interlay("x").unwrap().endpoint, "new");
+    // A new port restarts the listener.
+    c.patch_interlay(org, "x", &json!({"port":7001}))
+        .await
+        .unwrap();
+    assert_eq!(dp.started.lock().unwrap().len(), before + 1);
+    // Held by a migration: no endpoint change, no delete.
+    c.create_migration(org, &json!({"id":"m"})).await.unwrap();
+    c.add_interlay(org, "m", "x", &json!({"endpoint":"old"}))
+        .await
+        .unwrap();
+    let e = c
+        .patch_interlay(org, "x", &json!({"endpoint":"old"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Interlay Schema already has an active migration"
+    );
+    assert!(c.delete_interlay(org, "x").await.is_err());
+    let e = c.delete_endpoint(org, "new").await.unwrap_err();
+    assert_eq!(e.to_string(), "Endpoint 'new' is in use by interlay 'x'");
+    c.delete_migration(org, "m", false).await.unwrap();
+    c.delete_interlay(org, "x").await.unwrap();
+    assert!(dp.last().interlay("x").is_none());
+    c.delete_endpoint(org, "new").await.unwrap();
+}
