@@ -58,7 +58,7 @@ impl Control {
         // (member label, endpoint id, url) to probe, gathered under the lock.
         let mut pairs: Vec<(String, String, String, String, String)> = Vec::new();
         let mut api_eps: Vec<(String, String)> = Vec::new();
-        let mut strategy_type = "";
+        let strategy_type: &str;
         let (id, apis_tested, interlays_tested, copies, notes) = {
             let mut inner = self.lock().await;
             let mut next = inner.state.clone();
