@@ -304,3 +304,102 @@ async fn restart_through_the_api() {
     let il = c.get_interlay("default", "il").await.unwrap();
     assert_eq!(il["running"], true);
 }
+
+#[tokio::test]
+async fn odd_bodies_on_every_route_never_500() {
+    let f = fixture().await;
+    f.admin(
+        "POST",
+        "/api/v1/interlays",
+        Some(json!({"id":"i","endpoint":"old_redis","port":0})),
+    )
+    .await;
+    f.admin("POST", "/api/v1/migrations", Some(json!({"id":"m"})))
+        .await;
+    let fields = [
+        "id",
+        "endpoint",
+        "strategy",
+        "data",
+        "failure_handling",
+        "bindings",
+        "read_percentage",
+        "reason",
+        "force",
+        "activate_new",
+        "port",
+        "listen",
+        "settings",
+        "url",
+        "config",
+        "pool",
+        "migration_rules",
+        "migration_strategy",
+        "migration_data",
+        "guard",
+        "tests",
+        "mode",
+        "description",
+        "listeners",
+        "tls",
+        "kind",
+        "command",
+    ];
+    let odd = [
+        json!(null),
+        json!(-1),
+        json!(1e308),
+        json!("x"),
+        json!(""),
+        json!([]),
+        json!({}),
+        json!([{}]),
+        json!({"type": null}),
+        json!({"type": "canary", "read_percentage": 2}),
+        json!(true),
+        json!("\u{0000}"),
+    ];
+    let mut bodies: Vec<Value> = vec![json!(null), json!(0), json!("s"), json!([]), json!({})];
+    for k in fields {
+        for v in &odd {
+            bodies.push(json!({ k: v.clone() }));
+        }
+    }
+    let mut checked = 0;
+    for (method, path, _, _) in ROUTES {
+        if !matches!(*method, "POST" | "PATCH") || path.ends_with("/login") {
+            continue;
+        }
+        let concrete = path
+            .replace("{migration}", "m")
+            .replace("{interlay}", "i")
+            .replace("{api}", "a")
+            .replace("{endpoint}", "old_redis")
+            .replace("{template}", "t");
+        for b in &bodies {
+            let (s, v) = f.admin(method, &concrete, Some(b.clone())).await;
+            assert!(
+                s.as_u16() < 500 || s.as_u16() == 501,
+                "{method} {concrete} {b} -> {s} {v}"
+            );
+            if !s.is_success() {
+                assert!(
+                    v["error"].is_string() && v["message"].is_string(),
+                    "{method} {concrete} {b} -> {v}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000);
+    let (s, v, _) = f
+        .raw(
+            Request::get("/api/v1/migrations/%FF%FE")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(s.as_u16() == 400 || s.as_u16() == 404, "{s} {v}");
+    assert!(v["error"].is_string(), "{v}");
+}

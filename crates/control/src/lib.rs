@@ -5,6 +5,23 @@
 //! Every operation takes the caller's organization; objects of other organizations are
 //! invisible (404). Operations take and return `serde_json::Value` bodies so the admin API and
 //! MCP share one validation.
+//!
+//! Decisions (where the seed and eden-spec are silent):
+//! - Data-plane names: plain ids in the `default` organization (which owns `proxy.toml`
+//!   resources), `org/id` elsewhere ([`dp_key`]); ids are `[A-Za-z0-9_.-]{1,64}`.
+//! - Bootstrap endpoints/interlays are re-applied at every start; config interlays must bind
+//!   or `open` fails, stored ones that cannot bind are logged and left stopped.
+//! - Completion re-points each interlay to its target (a direct route, `migration: None`);
+//!   rollback after completion re-points it to the recorded source. While running or paused,
+//!   the route carries `MigrationRoute { serve_new: false }` (per-strategy routing is issue 4).
+//! - Rollback finishes at once (`rolling_back` → `rolled_back`); `overwrite_on_reverse` is
+//!   accepted and answered with a warning until the reverse copy exists.
+//! - `complete` without `force` needs the copy done (`progress.phase == "done"`, immediate with
+//!   `data: none`); `verify` validates, then answers 501 until the mover lands.
+//! - `test` with no members answers `valid:false` and keeps the status; probe failures move
+//!   the migration to `failed` (from which `test` or `migrate` may be retried).
+//! - Errors: `Not found` for migrations (seed), `Not Found` for other resources, 409
+//!   `Migration error` for illegal transitions and active-member conflicts.
 
 pub mod body;
 mod bootstrap;
