@@ -64,7 +64,7 @@ async fn clients_disconnecting_mid_pipeline_do_not_disturb_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "proxy keeps a departed client's dedicated connection blocked in BLPOP"]
+
 async fn a_blocked_client_that_disconnects_does_not_steal_later_pushes() {
     let (_redis, godwit) = proxied().await.unwrap();
     let mut waiter = godwit.raw().await.unwrap();

@@ -240,7 +240,9 @@ async fn serve(
                 Err(_) => break, // the read side reports the broken connection
             }
         }
-        if closed && pending.is_empty() && wbuf.is_empty() {
+        if closed && ((pending.is_empty() && wbuf.is_empty()) || spec.dedicated) {
+            // a dedicated connection's owner is gone: close now, so Redis frees (and
+            // unblocks) that client instead of serving a departed one
             return None;
         }
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {

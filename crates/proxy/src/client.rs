@@ -187,7 +187,16 @@ impl Client {
                     }
                 }
                 res = sock.read_buf(rbuf), if can_read => match res {
-                    Ok(0) | Err(_) => self.closing = true,
+                    Ok(0) | Err(_) => {
+                        // Like Redis, a client that closed is freed at once if it may be blocked
+                        // (its dedicated connection closes, so Redis unblocks it and pops
+                        // nothing for it); replies to shared work are still delivered, for
+                        // clients that only half-closed.
+                        if self.sources.is_pinned() {
+                            return;
+                        }
+                        self.closing = true;
+                    }
                     Ok(_) => self.process_input(max),
                 },
             }

@@ -18,6 +18,8 @@ struct Source {
     /// `None` once a dedicated source is retired (RESET); its replies still drain.
     conn: Option<ConnHandle>,
     dedicated: bool,
+    /// Given up (RESET): its connection is dropped once `outstanding` reaches 0.
+    retiring: bool,
     tx: ReplyTx,
     rx: mpsc::UnboundedReceiver<Reply>,
     outstanding: u32,
@@ -98,6 +100,7 @@ impl Sources {
             Some(i) => {
                 self.list[i].pool = pool;
                 self.list[i].conn = Some(conn);
+                self.list[i].retiring = false;
                 i
             }
             None => self.add(pool, conn, true),
@@ -109,7 +112,11 @@ impl Sources {
     /// Gives up the dedicated connection (RESET); it closes once its replies are delivered.
     pub(crate) fn unpin(&mut self) {
         if let Some(p) = self.pinned.take() {
-            self.list[p].conn = None;
+            let s = &mut self.list[p];
+            s.retiring = true;
+            if s.outstanding == 0 {
+                s.conn = None;
+            }
         }
     }
 
@@ -169,6 +176,7 @@ impl Sources {
             pool,
             conn: Some(conn),
             dedicated,
+            retiring: false,
             tx,
             rx,
             outstanding: 0,
@@ -200,7 +208,11 @@ impl Sources {
     /// Records that `count` replies of source `idx` were delivered.
     #[inline]
     pub(crate) fn settled(&mut self, idx: usize, count: u32) {
-        self.list[idx].outstanding -= count;
+        let s = &mut self.list[idx];
+        s.outstanding -= count;
+        if s.retiring && s.outstanding == 0 {
+            s.conn = None;
+        }
     }
 
     /// Waits for the next reply of source `idx` (the head of the client's queue).
