@@ -356,3 +356,58 @@ async fn eden_pascal_case_and_lifecycle() {
     let r = f.admin("DELETE", "/api/v1/migrations/c", None).await;
     assert_eq!(r.1["data"], "success");
 }
+
+#[allow(dead_code)]
+fn futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let dp: std::sync::Arc<dyn godwit_control::DataPlane> =
+            std::sync::Arc::new(godwit_control::NoopDataPlane);
+        let open =
+            godwit_control::Control::open(godwit_control::ControlConfig::new(dir.path()), dp);
+        assert_send(&open);
+        let control = open.await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fut = godwit_admin::serve(
+            l,
+            control,
+            godwit_admin::AuthConfig::default(),
+            std::sync::Arc::new(String::new),
+        );
+        assert_send(&fut);
+    });
+}
+
+#[tokio::test]
+async fn serve_answers_over_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let control = godwit_control::Control::open(
+        godwit_control::ControlConfig::new(dir.path()),
+        std::sync::Arc::new(godwit_control::NoopDataPlane),
+    )
+    .await
+    .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(godwit_admin::serve(
+        l,
+        control,
+        godwit_admin::AuthConfig::default(),
+        std::sync::Arc::new(|| "m 1\n".to_string()),
+    ));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with("m 1\n"), "{out}");
+    server.abort();
+}
