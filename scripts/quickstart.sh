@@ -96,12 +96,16 @@ cat <<TXT
 TXT
 
 if [[ -n ${QUICKSTART_SMOKE:-} ]]; then
-    set -x
-    redis-cli -p "$PROXY_PORT" set hello world
-    redis-cli -p "$PROXY_PORT" get hello
-    [[ $(redis-cli -p "$OLD_PORT" get hello) == world ]]
-    curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/healthz" || true
-    echo
+    (
+        set -x
+        redis-cli -p "$PROXY_PORT" set hello world
+        redis-cli -p "$PROXY_PORT" get hello
+        [[ $(redis-cli -p "$OLD_PORT" get hello) == world ]]
+        curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/healthz"
+        echo
+        curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | head -5
+    )
+    log "smoke test passed"
     exit 0
 fi
 wait "$GODWIT_PID"
