@@ -28,7 +28,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Admin API authentication (`[auth]`).
     #[serde(default)]
-    pub auth: toml::Table,
+    pub auth: godwit_admin::AuthConfig,
     /// Redis endpoints declared statically.
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
@@ -226,6 +226,7 @@ impl Config {
                 ));
             }
         }
+        errs.extend(self.auth.problems());
         if errs.is_empty() {
             Ok(())
         } else {

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_backend::PoolOptions;
-use godwit_control::{DataPlane, InterlayListen};
+use godwit_control::{BootstrapEndpoint, BootstrapInterlay, Control, ControlConfig, DataPlane};
 use godwit_proxy::{ProxyLimits, ProxyShared};
-use godwit_router::{Id, InterlayRoute, RoutingTable};
 use tokio::sync::watch;
 
 pub use config::{Config, ConfigError};
@@ -23,6 +22,7 @@ pub use dataplane::AppDataPlane;
 #[derive(Debug)]
 pub struct Godwit {
     dataplane: Arc<AppDataPlane>,
+    control: Arc<Control>,
     shared: Arc<ProxyShared>,
     admin_addr: SocketAddr,
     stop_admin: watch::Sender<bool>,
@@ -43,33 +43,29 @@ impl Godwit {
             connect_timeout: Duration::from_millis(l.connect_timeout_ms),
         };
         let dataplane = AppDataPlane::new(shared.clone(), pool_opts);
-        for e in &config.endpoints {
-            dataplane
-                .upsert_endpoint(&e.id, &e.url)
-                .map_err(anyhow::Error::msg)?;
-        }
-        let mut table = RoutingTable {
-            version: 1,
-            ..Default::default()
-        };
-        for i in &config.interlays {
-            table.interlays.insert(
-                Id::from(i.id.as_str()),
-                InterlayRoute::direct(i.endpoint.as_str()),
-            );
-        }
-        dataplane.publish(table);
-        for i in &config.interlays {
-            let spec = InterlayListen {
+        let mut ccfg = ControlConfig::new(&config.data_dir);
+        ccfg.instance_id = config.instance.id.clone();
+        ccfg.bootstrap_endpoints = config
+            .endpoints
+            .iter()
+            .map(|e| BootstrapEndpoint {
+                id: e.id.clone(),
+                url: e.url.clone(),
+            })
+            .collect();
+        ccfg.bootstrap_interlays = config
+            .interlays
+            .iter()
+            .map(|i| BootstrapInterlay {
                 id: i.id.clone(),
+                endpoint: i.endpoint.clone(),
                 listen: i.listen.clone(),
                 password: i.password.clone(),
-            };
-            dataplane
-                .start_interlay(spec)
-                .await
-                .map_err(anyhow::Error::msg)?;
-        }
+            })
+            .collect();
+        let control = Control::open(ccfg, dataplane.clone() as Arc<dyn DataPlane>)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let admin = tokio::net::TcpListener::bind(&config.admin.listen)
             .await
             .map_err(|e| {
@@ -79,19 +75,22 @@ impl Godwit {
                 )
             })?;
         let admin_addr = admin.local_addr()?;
+        let render: godwit_admin::MetricsRender = Arc::new(move || metrics.render());
+        let router = godwit_admin::router(control.clone(), &config.auth, render)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let (stop_admin, mut stop_rx) = watch::channel(false);
-        let render = move || metrics.render();
         tokio::spawn(async move {
-            let app = health_router(Arc::new(render));
-            let _ = axum::serve(admin, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                })
-                .await;
+            let served = axum::serve(admin, router).with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
         });
         tracing::info!(%admin_addr, "admin API listening");
         Ok(Self {
             dataplane,
+            control,
             shared,
             admin_addr,
             stop_admin,
@@ -113,6 +112,11 @@ impl Godwit {
         self.shared.client_count()
     }
 
+    /// The control plane.
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
     /// The data plane (for tests that publish tables directly).
     pub fn dataplane(&self) -> &Arc<AppDataPlane> {
         &self.dataplane
@@ -130,20 +134,4 @@ impl Godwit {
     fn dataplane_listener_ids(&self) -> Vec<String> {
         self.dataplane.listener_ids()
     }
-}
-
-type Render = Arc<dyn Fn() -> String + Send + Sync>;
-
-fn health_router(render: Render) -> axum::Router {
-    use axum::routing::get;
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let r = render.clone();
-                async move { r() }
-            }),
-        )
 }
