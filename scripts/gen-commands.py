@@ -37,7 +37,7 @@ def entries(cmds, parent=None):
             yield from entries(subs, name)
 
 # Scripts and functions may write; their read-only variants are reads.
-SCRIPTS_THAT_WRITE = {"eval", "evalsha", "fcall"}
+SCRIPTS_THAT_WRITE = {"eval", "evalsha", "fcall", "script|load", "script|flush"}
 
 def classify(name, flags, acl, parent):
     base = parent or name
@@ -98,6 +98,20 @@ def main():
         "/// Every command and subcommand (`container|sub`), sorted by name.",
         "pub static COMMANDS: &[CommandInfo] = &[",
     ]
+    # a container's class is its subcommands' (the most consequential when they differ:
+    # write > admin > read), so a lookup without the subcommand routes safely
+    sub_classes = {}
+    for name, arity, flags, first, last, step, acl, parent in rows:
+        if parent:
+            sub_classes.setdefault(parent, set()).add(classify(name, flags, acl, parent))
+    def container_class(name, own):
+        cs = sub_classes.get(name)
+        if not cs or own == "ConnectionState":
+            return own
+        for c in ("Write", "Admin", "Read"):
+            if c in cs:
+                return c
+        return own
     for name, arity, flags, first, last, step, acl, parent in sorted(rows, key=lambda r: r[0]):
         bits = []
         for bit, test in FLAG_BITS:
@@ -109,7 +123,7 @@ def main():
         fl = " | ".join(bits) if bits else "0"
         lines.append(
             '    CommandInfo { name: "%s", arity: %d, class: Class::%s, flags: %s, first_key: %d, last_key: %d, step: %d },'
-            % (name, arity, classify(name, flags, acl, parent), fl, first, last, step))
+            % (name, arity, container_class(name, classify(name, flags, acl, parent)), fl, first, last, step))
     lines.append("];")
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(s.password.as_deref(), Some("p@ss"));
         assert_eq!(s.db, 3);
         let s = EndpointSpec::parse("redis://:secret@h:1").unwrap();
-        assert_eq!((s.username, s.password.as_deref()), (None, Some("secret")));
+        assert_eq!(
+            (s.username.as_deref(), s.password.as_deref()),
+            (None, Some("secret"))
+        );
         assert_eq!(s.handshake().1, 1);
         for bad in [
             "http://h",

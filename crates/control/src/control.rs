@@ -224,11 +224,11 @@ fn route_of(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRoute> 
             .interlays
             .iter()
             .find(|x| x.interlay == interlay && x.state == MemberState::Active)?;
-        Some(MigrationRoute {
-            id: dp_key(org, &m.id).into(),
-            target: dp_key(org, &member.target).into(),
-            serve_new: false,
-        })
+        Some(MigrationRoute::new(
+            dp_key(org, &m.id),
+            dp_key(org, &member.target),
+            godwit_router::Rule::BigBang { durable: true },
+        ))
     })
 }
 

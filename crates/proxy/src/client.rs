@@ -1,12 +1,17 @@
 //! One client connection: read requests, route them, forward them in batches, write the
 //! replies back in request order.
 //!
-//! Ordering: every request appends to `expected` either a `Remote` entry (n replies due from
-//! one backend source) or a `Local` entry (a reply the proxy made). Only the source at the head
-//! of `expected` is read from, and each source delivers in order, so replies reach the client in
-//! exactly the order of its requests, whatever mix of sources served them.
+//! Ordering: every request appends to `expected` a `Remote` entry (n replies due from one
+//! backend source), a `Pair` entry (n requests sent to two sources: dual writes and shadow
+//! reads; one reply of each makes one client reply) or a `Local` entry (a reply the proxy
+//! made). Entries are completed strictly from the head, and each source delivers its replies in
+//! the order it received the requests, so replies reach the client in exactly the order of its
+//! requests, whatever mix of sources served them (see `replies.rs`).
 
+mod compare;
 mod connection;
+mod keys;
+mod replies;
 mod source;
 mod tunnel;
 
@@ -15,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use godwit_resp::{encode, parse_command, split_inline, Command, Limits};
-use godwit_router::{flags, lookup, Class, CommandInfo, Inputs};
+use godwit_router::{flags, lookup, Class, CommandInfo, Inputs, Mirror, ReplyPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,12 +29,44 @@ use source::Sources;
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Where a forwarded request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
+    /// The authoritative source (its reply is the client's under the default policy).
+    src: u8,
+    /// The other side's source and why it gets the request too.
+    also: Option<(u8, PairKind)>,
+    /// A write while the copy runs that is not dual-written: report its keys on completion.
+    mark: bool,
+}
+
+impl Target {
+    fn only(src: u8) -> Self {
+        Self {
+            src,
+            also: None,
+            mark: false,
+        }
+    }
+}
+
+/// Why a request went to two sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PairKind {
+    /// Dual write; the policy picks the client's reply.
+    Write(ReplyPolicy),
+    /// Shadow read: the client gets the primary's reply; the two are compared.
+    Shadow,
+}
+
 /// What the proxy does with one request.
 enum Action {
-    /// Forward the request's own bytes to this source.
-    Forward(u8),
+    /// Forward the request's own bytes.
+    Forward(Target),
     /// Forward these bytes instead (the request rewritten, e.g. HELLO without AUTH).
-    Rewrite(u8, Bytes),
+    Rewrite(Target, Bytes),
+    /// Forward EXEC; report these keys (written by the transaction) when it completes.
+    Exec(Target, Vec<Bytes>),
     /// Answer with these bytes; nothing is forwarded.
     Local(Bytes),
     /// Answer, then close the connection once every earlier reply is written (QUIT).
@@ -39,17 +76,53 @@ enum Action {
 }
 
 enum Expected {
-    Remote { src: u8, n: u32 },
+    /// `n` replies due from `src`; `mark` says which keys to report when they arrived.
+    Remote {
+        src: u8,
+        n: u32,
+        mark: Option<Marks>,
+    },
+    /// Requests sent to two sources.
+    Pair(Box<Pair>),
+    /// A reply made by the proxy.
     Local(BytesMut),
 }
 
+/// `n` requests (`reqs`, from offset `off` on) sent to both `primary` and `secondary`.
+struct Pair {
+    primary: u8,
+    secondary: u8,
+    n: u32,
+    kind: PairKind,
+    reqs: Bytes,
+    off: usize,
+    copying: bool,
+}
+
+/// Keys to report to the write observer once a write completed.
+enum Marks {
+    /// The write keys of every command in these request bytes.
+    Requests(Bytes),
+    /// These keys (a transaction's).
+    Keys(Vec<Bytes>),
+}
+
 /// Requests parsed but not yet sent: the first `len` bytes of the read buffer, `count` of them,
-/// all for source `src`.
-#[derive(Default)]
+/// all for `target`.
 struct Batch {
-    src: u8,
+    target: Target,
     len: usize,
     count: u32,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            target: Target::only(0),
+            len: 0,
+            count: 0,
+        }
+    }
 }
 
 /// Per-connection state that the proxy emulates or must restore on a dedicated connection.
@@ -64,6 +137,8 @@ pub(crate) struct ConnState {
     pub resp3: bool,
     /// AUTH user, for routing by identity.
     pub user: Option<Bytes>,
+    /// Inside MULTI: the keys the queued writes will touch (reported when EXEC completes).
+    pub multi_keys: Option<Vec<Bytes>>,
 }
 
 pub(crate) struct Client {
@@ -87,6 +162,13 @@ pub(crate) struct Client {
     blocked: bool,
     /// `godwit_commands_total` for this interlay, by class (read, write, admin, connection).
     commands: [metrics::Counter; 4],
+    /// The client's address (geographic routing).
+    peer: Option<std::net::IpAddr>,
+    /// xorshift state for `sticky: none`.
+    rng: u32,
+    secondary_failures: metrics::Counter,
+    shadow_compared: metrics::Counter,
+    shadow_mismatches: metrics::Counter,
 }
 
 impl Client {
@@ -101,6 +183,7 @@ impl Client {
             max_inline_bytes: 64 * 1024,
         };
         let opts_id = opts.id.clone();
+        let peer = sock.peer_addr().ok().map(|a| a.ip());
         let state = ConnState {
             authed: opts.password.is_none(),
             ..Default::default()
@@ -124,6 +207,11 @@ impl Client {
             commands: [Class::Read, Class::Write, Class::Admin, Class::ConnectionState].map(|c| {
                 metrics::counter!(godwit_telemetry::COMMANDS_TOTAL, "interlay" => opts_id.to_string(), "class" => c.label())
             }),
+            peer,
+            rng: (id as u32) | 1,
+            secondary_failures: metrics::counter!(godwit_telemetry::DUAL_WRITE_FAILURES_TOTAL, "interlay" => opts_id.to_string()),
+            shadow_compared: metrics::counter!(godwit_telemetry::SHADOW_COMPARED_TOTAL, "interlay" => opts_id.to_string()),
+            shadow_mismatches: metrics::counter!(godwit_telemetry::SHADOW_MISMATCHES_TOTAL, "interlay" => opts_id.to_string()),
         }
     }
 
@@ -131,7 +219,7 @@ impl Client {
     pub(crate) async fn run(mut self) {
         let max = self.shared.limits.max_pipeline.max(1);
         loop {
-            self.flush_locals();
+            self.drain();
             if !self.wbuf.is_empty() {
                 if self.sock.write_all(&self.wbuf).await.is_err() {
                     return;
@@ -155,10 +243,7 @@ impl Client {
                 self.process_input(max);
                 continue;
             }
-            let head = match self.expected.front() {
-                Some(Expected::Remote { src, .. }) => Some(*src as usize),
-                _ => None,
-            };
+            let head = self.waiting_on();
             let can_read = readable && self.inflight < max;
             if head.is_none() && !can_read {
                 return; // nothing left to wait for
@@ -177,13 +262,9 @@ impl Client {
                         Some(r) => self.on_reply(src, r),
                         None => return, // cannot happen: sources keep their own sender
                     }
-                    // take every reply already waiting for the head, then write them at once
-                    while let Some(Expected::Remote { src, .. }) = self.expected.front() {
-                        let src = *src as usize;
-                        match self.sources.try_recv(src) {
-                            Some(r) => self.on_reply(src, r),
-                            None => break,
-                        }
+                    // take every reply already waiting from that source, then write at once
+                    while let Some(r) = self.sources.try_recv(src) {
+                        self.on_reply(src, r);
                     }
                 }
                 res = sock.read_buf(rbuf), if can_read => match res {
@@ -199,30 +280,6 @@ impl Client {
                     }
                     Ok(_) => self.process_input(max),
                 },
-            }
-        }
-    }
-
-    fn on_reply(&mut self, src: usize, r: godwit_backend::Reply) {
-        self.wbuf.extend_from_slice(&r.data);
-        if r.count == 0 {
-            return;
-        }
-        self.sources.settled(src, r.count);
-        self.inflight -= r.count as usize;
-        if let Some(Expected::Remote { n, .. }) = self.expected.front_mut() {
-            *n -= r.count;
-            if *n == 0 {
-                self.expected.pop_front();
-            }
-        }
-    }
-
-    fn flush_locals(&mut self) {
-        while let Some(Expected::Local(_)) = self.expected.front() {
-            if let Some(Expected::Local(b)) = self.expected.pop_front() {
-                self.inflight -= 1;
-                self.wbuf.extend_from_slice(&b);
             }
         }
     }
@@ -300,18 +357,34 @@ impl Client {
     /// `own` holds the bytes to forward when they are not the read buffer's (inline requests).
     fn apply(&mut self, rbuf: &mut BytesMut, action: Action, len: usize, own: Option<Bytes>) {
         match (action, own) {
-            (Action::Forward(src), None) => {
-                if self.batch.count > 0 && self.batch.src != src {
+            (Action::Forward(target), None) => {
+                if self.batch.count > 0 && self.batch.target != target {
                     self.flush_batch(rbuf);
                 }
-                self.batch.src = src;
+                self.batch.target = target;
                 self.batch.len += len;
                 self.batch.count += 1;
             }
-            (Action::Forward(src), Some(bytes)) | (Action::Rewrite(src, bytes), _) => {
+            (Action::Forward(target), Some(bytes)) | (Action::Rewrite(target, bytes), _) => {
                 self.flush_batch(rbuf);
                 rbuf.advance(len);
-                self.send(src, bytes, 1);
+                self.send(target, bytes, 1);
+            }
+            (Action::Exec(target, keys), own) => {
+                self.flush_batch(rbuf);
+                let data = match own {
+                    Some(b) => {
+                        rbuf.advance(len);
+                        b
+                    }
+                    None => rbuf.split_to(len).freeze(),
+                };
+                self.send_remote(
+                    target.src,
+                    data,
+                    1,
+                    (!keys.is_empty()).then_some(Marks::Keys(keys)),
+                );
             }
             (Action::Local(reply), _) => self.local_after_batch(rbuf, len, reply),
             (Action::LocalThenClose(reply), _) => {
@@ -331,7 +404,7 @@ impl Client {
         self.push_local(reply);
     }
 
-    /// Sends the pending batch (the first `batch.len` bytes of `rbuf`) to its source.
+    /// Sends the pending batch (the first `batch.len` bytes of `rbuf`) to its target.
     fn flush_batch(&mut self, rbuf: &mut BytesMut) {
         let b = std::mem::take(&mut self.batch);
         if b.len == 0 {
@@ -339,24 +412,68 @@ impl Client {
         }
         let data = rbuf.split_to(b.len).freeze();
         if b.count > 0 {
-            self.send(b.src, data, b.count);
+            self.send(b.target, data, b.count);
         }
     }
 
-    fn send(&mut self, src: u8, data: Bytes, count: u32) {
-        if let Err(count) = self.sources.send(src as usize, data, count) {
-            // a dedicated connection ended: report it and close, as Redis would have closed
-            for _ in 0..count {
-                self.push_local(error_reply("ERR godwit: server connection lost"));
-            }
-            self.closing = true;
-            return;
+    /// Sends `count` requests to the target's source(s) and records the replies due.
+    fn send(&mut self, target: Target, data: Bytes, count: u32) {
+        let Some((secondary, kind)) = target.also else {
+            let mark = target.mark.then(|| Marks::Requests(data.clone()));
+            return self.send_remote(target.src, data, count, mark);
+        };
+        if self
+            .sources
+            .send(target.src as usize, data.clone(), count)
+            .is_err()
+        {
+            return self.lost(count);
+        }
+        if let Err(n) = self.sources.send(secondary as usize, data.clone(), count) {
+            // cannot happen for a shared source; answer as if the primary had failed
+            return self.lost(n);
+        }
+        let copying = self.sources.copying();
+        self.inflight += count as usize;
+        self.expected.push_back(Expected::Pair(Box::new(Pair {
+            primary: target.src,
+            secondary,
+            n: count,
+            kind,
+            reqs: data,
+            off: 0,
+            copying,
+        })));
+    }
+
+    fn send_remote(&mut self, src: u8, data: Bytes, count: u32, mark: Option<Marks>) {
+        if self.sources.send(src as usize, data, count).is_err() {
+            return self.lost(count);
         }
         self.inflight += count as usize;
-        match self.expected.back_mut() {
-            Some(Expected::Remote { src: s, n }) if *s == src => *n += count,
-            _ => self.expected.push_back(Expected::Remote { src, n: count }),
+        match (self.expected.back_mut(), &mark) {
+            (
+                Some(Expected::Remote {
+                    src: s,
+                    n,
+                    mark: None,
+                }),
+                None,
+            ) if *s == src => *n += count,
+            _ => self.expected.push_back(Expected::Remote {
+                src,
+                n: count,
+                mark,
+            }),
         }
+    }
+
+    /// A dedicated connection ended: report it and close, as Redis would have closed.
+    fn lost(&mut self, count: u32) {
+        for _ in 0..count {
+            self.push_local(error_reply("ERR godwit: server connection lost"));
+        }
+        self.closing = true;
     }
 
     fn push_local(&mut self, reply: Bytes) {
@@ -368,26 +485,46 @@ impl Client {
     /// Routes one multibulk request whose bytes are `buf` (offsets in `cmd` are relative to it).
     fn classify(&mut self, buf: &[u8], cmd: &Command) -> Action {
         let name = cmd.name(buf).unwrap_or_default();
-        let info: &'static CommandInfo = lookup(name).unwrap_or(&godwit_router::commands::UNKNOWN);
+        let mut info: &'static CommandInfo =
+            lookup(name).unwrap_or(&godwit_router::commands::UNKNOWN);
+        if info.has(flags::HAS_SUBCOMMANDS) && info.class != Class::ConnectionState {
+            if let Some(sub) = cmd
+                .arg(buf, 1)
+                .and_then(|s| godwit_router::lookup_sub(name, s))
+            {
+                info = sub;
+            }
+        }
         self.commands[info.class as usize].increment(1);
         if !self.state.authed && !connection::allowed_before_auth(info) {
             return Action::Local(Bytes::from_static(b"-NOAUTH Authentication required.\r\n"));
         }
-        match info.class {
-            Class::ConnectionState => self.connection_command(info, buf, cmd),
-            _ if info.has(flags::BLOCKING) => self.to_dedicated(None),
-            _ => {
-                let key = if info.first_key > 0 {
-                    cmd.arg(buf, info.first_key as usize)
-                } else {
-                    None
-                };
-                self.to_routed(info, key, None)
+        if info.class == Class::ConnectionState {
+            return self.connection_command(info, buf, cmd);
+        }
+        if info.class == Class::Write {
+            if let Some(keys) = self.state.multi_keys.as_mut() {
+                keys::for_each_key(buf, cmd, info, |k| keys.push(Bytes::copy_from_slice(k)));
             }
         }
+        if info.has(flags::BLOCKING) {
+            let mut action = self.to_dedicated(None);
+            if info.class == Class::Write && self.sources.copying() {
+                if let Action::Forward(t) = &mut action {
+                    t.mark = true;
+                }
+            }
+            return action;
+        }
+        let key = if info.first_key > 0 {
+            cmd.arg(buf, info.first_key as usize)
+        } else {
+            None
+        };
+        self.to_routed(info, key, None)
     }
 
-    /// Routes to the decided side's connection; `bytes` replaces the request's own bytes.
+    /// Routes by the migration's decision; `bytes` replaces the request's own bytes.
     #[inline]
     fn to_routed(
         &mut self,
@@ -395,14 +532,39 @@ impl Client {
         key: Option<&[u8]>,
         bytes: Option<Bytes>,
     ) -> Action {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
         let inputs = Inputs {
             conn_id: self.id,
             key,
-            identity: self.state.user.as_deref(),
-            now_ms: 0,
+            identity: self.state.user.as_deref().or(self.state.name.as_deref()),
+            client_ip: self.peer,
+            rand: self.rng,
         };
         match self.sources.routed(&self.shared, info, &inputs) {
-            Ok(src) => to_source(src, bytes),
+            Ok(r) => {
+                let also = r.secondary.map(|s| {
+                    let kind = match r.mirror {
+                        Mirror::Shadow => PairKind::Shadow,
+                        _ => PairKind::Write(r.reply),
+                    };
+                    (s, kind)
+                });
+                let mark = r.copying
+                    && info.class == Class::Write
+                    && also.is_none()
+                    && self.state.multi_keys.is_none();
+                let target = Target {
+                    src: r.primary,
+                    also,
+                    mark,
+                };
+                match bytes {
+                    None => Action::Forward(target),
+                    Some(b) => Action::Rewrite(target, b),
+                }
+            }
             Err(msg) => Action::Local(error_reply(&msg)),
         }
     }
@@ -414,17 +576,15 @@ impl Client {
             .sources
             .dedicated(&self.shared, |pool| connection::restore_state(state, pool));
         match opened {
-            Ok(src) => to_source(src, bytes),
+            Ok(src) => {
+                let target = Target::only(u8::try_from(src).unwrap_or(u8::MAX));
+                match bytes {
+                    None => Action::Forward(target),
+                    Some(b) => Action::Rewrite(target, b),
+                }
+            }
             Err(msg) => Action::Local(error_reply(&msg)),
         }
-    }
-}
-
-fn to_source(src: usize, bytes: Option<Bytes>) -> Action {
-    let src = u8::try_from(src).unwrap_or(u8::MAX);
-    match bytes {
-        None => Action::Forward(src),
-        Some(b) => Action::Rewrite(src, b),
     }
 }
 

@@ -13,7 +13,11 @@
 
 mod client;
 mod listener;
+mod observe;
 mod table;
 
 pub use listener::{serve_interlay, InterlayOptions};
+pub use observe::{
+    MigrationReport, MismatchSample, Reports, WriteObserver, MAX_REPAIR, MAX_SAMPLES,
+};
 pub use table::{DataTable, ProxyLimits, ProxyShared};

@@ -47,6 +47,8 @@ pub struct ProxyShared {
     pub table: ArcSwap<DataTable>,
     /// Limits.
     pub limits: ProxyLimits,
+    /// Per-migration reports (dual-write failures, shadow mismatches) and the write observer.
+    pub reports: crate::Reports,
     pub(crate) next_conn_id: AtomicU64,
     pub(crate) clients: AtomicUsize,
 }
@@ -57,6 +59,7 @@ impl ProxyShared {
         Arc::new(Self {
             table: ArcSwap::from_pointee(DataTable::default()),
             limits,
+            reports: crate::Reports::default(),
             next_conn_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
         })

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::strategy::Rule;
+
 /// A shared, cheap-to-clone identifier (endpoint, interlay or migration id).
 pub type Id = Arc<str>;
 
@@ -44,13 +46,34 @@ impl InterlayRoute {
     }
 }
 
-/// The part of a migration that per-request routing needs (filled in by the routing-engine work).
+/// The part of a running migration that per-request routing needs, compiled by `control`.
 #[derive(Debug, Clone)]
 pub struct MigrationRoute {
-    /// Migration id (for metrics and reports).
+    /// Migration id (for metrics, reports and dirty-key marking).
     pub id: Id,
     /// The endpoint data moves to ("new").
     pub target: Id,
-    /// True once every request is served by the target (after cutover/completion).
+    /// Everything is served by the target only (switched over, not yet completed).
     pub serve_new: bool,
+    /// Paused: reads from old, writes dual old-authoritative, whatever the rule says.
+    pub paused: bool,
+    /// The data copy is running: keys written through the proxy must be reported so the
+    /// copy re-copies them after the write (convergence).
+    pub copying: bool,
+    /// The strategy, compiled for this proxy instance.
+    pub rule: Rule,
+}
+
+impl MigrationRoute {
+    /// A route for migration `id` to `target` under `rule`, not paused, not copying.
+    pub fn new(id: impl Into<Id>, target: impl Into<Id>, rule: Rule) -> Self {
+        Self {
+            id: id.into(),
+            target: target.into(),
+            serve_new: false,
+            paused: false,
+            copying: false,
+            rule,
+        }
+    }
 }

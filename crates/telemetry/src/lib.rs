@@ -15,6 +15,12 @@ pub const CLIENT_CONNECTIONS_TOTAL: &str = "godwit_client_connections_total";
 pub const CLIENT_REJECTED_TOTAL: &str = "godwit_client_rejected_total";
 /// Commands received, per interlay and command class (counter).
 pub const COMMANDS_TOTAL: &str = "godwit_commands_total";
+/// Dual writes where one side failed and the other succeeded, per interlay (counter).
+pub const DUAL_WRITE_FAILURES_TOTAL: &str = "godwit_dual_write_failures_total";
+/// Shadow reads compared, per interlay (counter).
+pub const SHADOW_COMPARED_TOTAL: &str = "godwit_shadow_compared_total";
+/// Shadow reads whose replies differed, per interlay (counter).
+pub const SHADOW_MISMATCHES_TOTAL: &str = "godwit_shadow_mismatches_total";
 /// Routing table version in use (gauge).
 pub const ROUTING_TABLE_VERSION: &str = "godwit_routing_table_version";
 /// Routing table swaps (counter).
@@ -48,6 +54,15 @@ fn describe() {
         "Client connections refused at max_clients"
     );
     metrics::describe_counter!(COMMANDS_TOTAL, "Commands received, by interlay and class");
+    metrics::describe_counter!(
+        DUAL_WRITE_FAILURES_TOTAL,
+        "Dual writes where exactly one side failed"
+    );
+    metrics::describe_counter!(SHADOW_COMPARED_TOTAL, "Shadow reads compared");
+    metrics::describe_counter!(
+        SHADOW_MISMATCHES_TOTAL,
+        "Shadow reads whose replies differed"
+    );
     metrics::describe_gauge!(ROUTING_TABLE_VERSION, "Routing table version in use");
     metrics::describe_counter!(ROUTING_TABLE_SWAPS_TOTAL, "Routing table swaps");
     metrics::describe_counter!(BACKEND_ERRORS_TOTAL, "Backend connection failures");

@@ -66,7 +66,23 @@ impl Client {
             },
             "hello" => self.hello(buf, cmd),
             "select" => self.select(info, buf, cmd),
-            "multi" | "watch" => self.to_dedicated(None),
+            "multi" => {
+                // queued writes report their keys when EXEC completes (see `classify`)
+                self.state.multi_keys = Some(Vec::new());
+                self.to_dedicated(None)
+            }
+            "watch" => self.to_dedicated(None),
+            "exec" => {
+                let keys = self.state.multi_keys.take().unwrap_or_default();
+                match self.to_routed(info, None, None) {
+                    Action::Forward(t) if self.sources.copying() => Action::Exec(t, keys),
+                    other => other,
+                }
+            }
+            "discard" => {
+                self.state.multi_keys = None;
+                self.to_routed(info, None, None)
+            }
             "quit" => Action::LocalThenClose(Bytes::from_static(b"+OK\r\n")),
             "reset" => {
                 self.sources.unpin();

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use godwit_backend::{ConnHandle, Pool, Reply, ReplyTx, Request};
-use godwit_router::{decide, CommandInfo, Id, Inputs, InterlayRoute, Side};
+use godwit_resp::ReplyScanner;
+use godwit_router::{decide, CommandInfo, Id, Inputs, InterlayRoute, Mirror, ReplyPolicy, Side};
 use tokio::sync::mpsc;
 
 use crate::ProxyShared;
@@ -23,6 +24,9 @@ struct Source {
     tx: ReplyTx,
     rx: mpsc::UnboundedReceiver<Reply>,
     outstanding: u32,
+    /// Replies received but not yet consumed (they belong to a later entry, or are paired).
+    stash: BytesMut,
+    stash_n: u32,
 }
 
 struct RouteCache {
@@ -30,6 +34,23 @@ struct RouteCache {
     route: InterlayRoute,
     old: Arc<Pool>,
     new: Option<Arc<Pool>>,
+    old_src: Option<u8>,
+    new_src: Option<u8>,
+}
+
+/// Where one command goes, resolved to this client's sources.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routed {
+    /// The authoritative source.
+    pub primary: u8,
+    /// The other side's source, for dual writes and shadow reads.
+    pub secondary: Option<u8>,
+    /// Why the secondary receives it.
+    pub mirror: Mirror,
+    /// How the client's reply is chosen.
+    pub reply: ReplyPolicy,
+    /// The migration's copy is running: written keys must be reported.
+    pub copying: bool,
 }
 
 pub(crate) struct Sources {
@@ -56,27 +77,122 @@ impl Sources {
         self.pinned.is_some()
     }
 
-    /// The source serving a command of class `info` (the dedicated one if the client has it).
+    /// Where a command goes: the decided side's source and, for dual writes and shadow reads,
+    /// the other side's (the dedicated source alone if the client has one).
     #[inline]
     pub(crate) fn routed(
         &mut self,
         shared: &ProxyShared,
         info: &CommandInfo,
         inputs: &Inputs<'_>,
-    ) -> Result<usize, String> {
+    ) -> Result<Routed, String> {
+        self.refresh(shared)?;
+        let Some(c) = self.cache.as_ref() else {
+            return Err("ERR godwit: no route".into());
+        };
+        let copying = c.route.migration.as_ref().is_some_and(|m| m.copying);
         if let Some(p) = self.pinned {
-            return Ok(p);
+            return Ok(Routed {
+                primary: p as u8,
+                secondary: None,
+                mirror: Mirror::None,
+                reply: ReplyPolicy::Serve,
+                copying,
+            });
         }
-        let pool = self.decide_pool(shared, info, inputs)?;
-        if let Some(i) = self
+        let d = decide(&c.route, info, inputs);
+        let has_new = c.new.is_some();
+        let primary = self.side_src(d.serve)?;
+        let secondary = match d.mirror {
+            Mirror::None => None,
+            _ if !has_new => None,
+            _ => Some(self.side_src(d.serve.other())?),
+        };
+        Ok(Routed {
+            primary,
+            secondary,
+            mirror: d.mirror,
+            reply: d.reply,
+            copying,
+        })
+    }
+
+    /// The cached route's migration is copying data (written keys must be reported).
+    pub(crate) fn copying(&self) -> bool {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.route.migration.as_ref())
+            .is_some_and(|m| m.copying)
+    }
+
+    /// Replies waiting in source `idx`'s stash.
+    #[inline]
+    pub(crate) fn stash_n(&self, idx: usize) -> u32 {
+        self.list[idx].stash_n
+    }
+
+    /// Keeps `count` replies of source `idx` for later.
+    pub(crate) fn stash_push(&mut self, idx: usize, data: &[u8], count: u32) {
+        let s = &mut self.list[idx];
+        s.stash.extend_from_slice(data);
+        s.stash_n += count;
+    }
+
+    /// Takes the first `k` stashed replies of source `idx` (k <= stash_n).
+    pub(crate) fn stash_take(&mut self, idx: usize, k: u32) -> Bytes {
+        let s = &mut self.list[idx];
+        if k >= s.stash_n {
+            s.stash_n = 0;
+            return s.stash.split().freeze();
+        }
+        let mut len = 0;
+        for _ in 0..k {
+            match ReplyScanner::new().next(&s.stash[len..]) {
+                Ok(Some(n)) => len += n,
+                _ => break, // cannot happen: the stash holds whole replies only
+            }
+        }
+        s.stash_n -= k;
+        s.stash.split_to(len).freeze()
+    }
+
+    /// The migration holding this interlay now, if any (from the cached route).
+    pub(crate) fn migration_id(&self) -> Option<&Id> {
+        self.cache.as_ref()?.route.migration.as_ref().map(|m| &m.id)
+    }
+
+    /// The shared source of `side`, created on first use and cached with the route.
+    #[inline]
+    fn side_src(&mut self, side: Side) -> Result<u8, String> {
+        let Some(c) = self.cache.as_mut() else {
+            return Err("ERR godwit: no route".into());
+        };
+        let (slot, pool) = match (side, &c.new) {
+            (Side::New, Some(new)) => (&mut c.new_src, new.clone()),
+            _ => (&mut c.old_src, c.old.clone()),
+        };
+        if let Some(i) = *slot {
+            return Ok(i);
+        }
+        let i = match self
             .list
             .iter()
             .position(|s| !s.dedicated && Arc::ptr_eq(&s.pool, &pool))
         {
-            return Ok(i);
+            Some(i) => i,
+            None => {
+                let conn = pool.shared(self.client_id).clone();
+                self.add(pool, conn, false)
+            }
+        };
+        let i = u8::try_from(i).map_err(|_| "ERR godwit: too many backend sources".to_string())?;
+        if let Some(c) = self.cache.as_mut() {
+            match side {
+                Side::New if c.new.is_some() => c.new_src = Some(i),
+                _ => c.old_src = Some(i),
+            }
         }
-        let conn = pool.shared(self.client_id).clone();
-        Ok(self.add(pool, conn, false))
+        Ok(i)
     }
 
     /// The client's dedicated source, opened with `init` (commands restoring the client's
@@ -135,31 +251,7 @@ impl Sources {
         info: &CommandInfo,
         inputs: &Inputs<'_>,
     ) -> Result<Arc<Pool>, String> {
-        let table = shared.table.load();
-        if self.cache.as_ref().map(|c| c.version) != Some(table.routing.version) {
-            let route = table
-                .routing
-                .interlay(&self.interlay)
-                .ok_or_else(|| format!("ERR godwit: interlay '{}' has no route", self.interlay))?;
-            let pool = |id: &Id| {
-                table
-                    .pools
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| format!("ERR godwit: endpoint '{id}' is not configured"))
-            };
-            let old = pool(&route.endpoint)?;
-            let new = match &route.migration {
-                Some(m) => Some(pool(&m.target)?),
-                None => None,
-            };
-            self.cache = Some(RouteCache {
-                version: table.routing.version,
-                route: route.clone(),
-                old,
-                new,
-            });
-        }
+        self.refresh(shared)?;
         let Some(c) = self.cache.as_ref() else {
             return Err("ERR godwit: no route".into());
         };
@@ -168,6 +260,40 @@ impl Sources {
             (Side::New, Some(new)) => new.clone(),
             _ => c.old.clone(),
         })
+    }
+
+    /// Re-reads the route if the table changed since it was cached (one `load()`).
+    #[inline]
+    fn refresh(&mut self, shared: &ProxyShared) -> Result<(), String> {
+        let table = shared.table.load();
+        if self.cache.as_ref().map(|c| c.version) == Some(table.routing.version) {
+            return Ok(());
+        }
+        let route = table
+            .routing
+            .interlay(&self.interlay)
+            .ok_or_else(|| format!("ERR godwit: interlay '{}' has no route", self.interlay))?;
+        let pool = |id: &Id| {
+            table
+                .pools
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("ERR godwit: endpoint '{id}' is not configured"))
+        };
+        let old = pool(&route.endpoint)?;
+        let new = match &route.migration {
+            Some(m) => Some(pool(&m.target)?),
+            None => None,
+        };
+        self.cache = Some(RouteCache {
+            version: table.routing.version,
+            route: route.clone(),
+            old,
+            new,
+            old_src: None,
+            new_src: None,
+        });
+        Ok(())
     }
 
     fn add(&mut self, pool: Arc<Pool>, conn: ConnHandle, dedicated: bool) -> usize {
@@ -180,6 +306,8 @@ impl Sources {
             tx,
             rx,
             outstanding: 0,
+            stash: BytesMut::new(),
+            stash_n: 0,
         });
         self.list.len() - 1
     }

@@ -10,7 +10,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "acl",
         arity: -2,
-        class: Class::Read,
+        class: Class::Admin,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -451,7 +451,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "cluster",
         arity: -2,
-        class: Class::Read,
+        class: Class::Admin,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -775,7 +775,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "config",
         arity: -2,
-        class: Class::Read,
+        class: Class::Admin,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -1036,7 +1036,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "function",
         arity: -2,
-        class: Class::Read,
+        class: Class::Write,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -1477,7 +1477,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "latency",
         arity: -2,
-        class: Class::Read,
+        class: Class::Admin,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -1765,7 +1765,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "module",
         arity: -2,
-        class: Class::Read,
+        class: Class::Admin,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -2305,7 +2305,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "script",
         arity: -2,
-        class: Class::Read,
+        class: Class::Write,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -2332,7 +2332,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "script|flush",
         arity: -2,
-        class: Class::Read,
+        class: Class::Write,
         flags: flags::NOSCRIPT,
         first_key: 0,
         last_key: 0,
@@ -2359,7 +2359,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "script|load",
         arity: 3,
-        class: Class::Read,
+        class: Class::Write,
         flags: flags::NOSCRIPT,
         first_key: 0,
         last_key: 0,
@@ -2494,7 +2494,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "slowlog",
         arity: -2,
-        class: Class::Read,
+        class: Class::Admin,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,
@@ -2836,7 +2836,7 @@ pub static COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "xgroup",
         arity: -2,
-        class: Class::Read,
+        class: Class::Write,
         flags: flags::HAS_SUBCOMMANDS,
         first_key: 0,
         last_key: 0,

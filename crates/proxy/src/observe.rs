@@ -1,0 +1,138 @@
+//! What the data plane reports about a migration: keys written while the copy runs (for the
+//! mover's convergence lanes), dual-write secondary failures (queued for repair) and shadow
+//! mismatches (sampled). Bounded, with no keys or values in metrics or logs.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use godwit_router::Id;
+
+/// Receives keys written through the proxy while a migration's copy runs. Called after the
+/// authoritative side acknowledged the write, so a re-copy reads the written value.
+pub trait WriteObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// `key` of migration `migration` was written or deleted through the proxy.
+    fn key_written(&self, migration: &str, key: &[u8]);
+}
+
+/// How many mismatch samples and repair keys a migration keeps.
+pub const MAX_SAMPLES: usize = 50;
+/// Longest repair queue per migration; beyond it only `repair_overflow` is set.
+pub const MAX_REPAIR: usize = 100_000;
+const TRUNCATE: usize = 200;
+
+/// One shadow mismatch: the command, the key and both replies, truncated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MismatchSample {
+    /// Command name (lower case).
+    pub command: String,
+    /// First key, lossily decoded and truncated.
+    pub key: String,
+    /// Old's reply, truncated.
+    pub old: String,
+    /// New's reply, truncated.
+    pub new: String,
+}
+
+/// Per-migration data-plane report.
+#[derive(Debug, Default, Clone)]
+pub struct MigrationReport {
+    /// Dual writes whose secondary side failed.
+    pub secondary_failures: u64,
+    /// Shadow reads compared.
+    pub compared: u64,
+    /// Shadow reads whose replies differed after normalisation.
+    pub mismatches: u64,
+    /// Mismatches per command.
+    pub mismatches_by_command: HashMap<String, u64>,
+    /// The latest mismatches (bounded).
+    pub samples: VecDeque<MismatchSample>,
+    /// Keys to re-copy from the authoritative side (secondary write failed).
+    pub repair: VecDeque<Bytes>,
+    /// More keys failed than the queue holds: a full verify/re-copy is needed.
+    pub repair_overflow: bool,
+}
+
+/// Reports of every migration, plus the optional write observer.
+#[derive(Debug, Default)]
+pub struct Reports {
+    by_migration: Mutex<HashMap<Id, MigrationReport>>,
+    observer: OnceLock<Arc<dyn WriteObserver>>,
+}
+
+impl Reports {
+    /// Installs the write observer (once; later calls are ignored).
+    pub fn set_observer(&self, o: Arc<dyn WriteObserver>) {
+        let _ = self.observer.set(o);
+    }
+
+    /// Reports a written key to the observer, if one is installed.
+    #[inline]
+    pub fn key_written(&self, migration: &str, key: &[u8]) {
+        if let Some(o) = self.observer.get() {
+            o.key_written(migration, key);
+        }
+    }
+
+    /// A copy of a migration's report.
+    pub fn get(&self, migration: &str) -> Option<MigrationReport> {
+        self.lock().get(migration).cloned()
+    }
+
+    /// Takes up to `max` keys queued for repair.
+    pub fn take_repairs(&self, migration: &str, max: usize) -> Vec<Bytes> {
+        let mut all = self.lock();
+        let Some(r) = all.get_mut(migration) else {
+            return Vec::new();
+        };
+        let n = max.min(r.repair.len());
+        r.repair.drain(..n).collect()
+    }
+
+    pub(crate) fn secondary_failed(&self, migration: &Id, key: Option<&[u8]>) {
+        let mut all = self.lock();
+        let r = all.entry(migration.clone()).or_default();
+        r.secondary_failures += 1;
+        if let Some(k) = key {
+            if r.repair.len() < MAX_REPAIR {
+                r.repair.push_back(Bytes::copy_from_slice(k));
+            } else {
+                r.repair_overflow = true;
+            }
+        }
+    }
+
+    pub(crate) fn compared(&self, migration: &Id, mismatch: Option<(&str, &[u8], &[u8], &[u8])>) {
+        let mut all = self.lock();
+        let r = all.entry(migration.clone()).or_default();
+        r.compared += 1;
+        if let Some((command, key, old, new)) = mismatch {
+            r.mismatches += 1;
+            *r.mismatches_by_command
+                .entry(command.to_string())
+                .or_default() += 1;
+            if r.samples.len() == MAX_SAMPLES {
+                r.samples.pop_front();
+            }
+            r.samples.push_back(MismatchSample {
+                command: command.to_string(),
+                key: truncate(key),
+                old: truncate(old),
+                new: truncate(new),
+            });
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Id, MigrationReport>> {
+        self.by_migration.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn truncate(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(TRUNCATE)]).replace("\r\n", " ");
+    if b.len() > TRUNCATE {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
