@@ -45,6 +45,7 @@ impl Godwit {
         let dataplane = AppDataPlane::new(shared.clone(), pool_opts);
         let mut ccfg = ControlConfig::new(&config.data_dir);
         ccfg.instance_id = config.instance.id.clone();
+        ccfg.instance_region = config.instance.region.clone();
         ccfg.bootstrap_endpoints = config
             .endpoints
             .iter()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use godwit_router::{InterlayRoute, MigrationRoute, RoutingTable};
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::compile::Instance;
 use crate::dataplane::{DataPlane, InterlayListen};
 use crate::model::{dp_key, MemberState, OrgState, State, DEFAULT_ORG};
 use crate::store::{FileStore, Store};
@@ -43,6 +44,8 @@ pub struct ControlConfig {
     pub data_dir: PathBuf,
     /// This proxy instance's id (rolling_update).
     pub instance_id: String,
+    /// This proxy instance's region (geographic).
+    pub instance_region: String,
     /// Host interlays created with only a `port` bind to (default `0.0.0.0`).
     pub interlay_host: String,
     /// Endpoints from `proxy.toml`, re-applied (created or updated) at every start.
@@ -57,6 +60,7 @@ impl ControlConfig {
         Self {
             data_dir: data_dir.into(),
             instance_id: "godwit-0".into(),
+            instance_region: "default".into(),
             interlay_host: "0.0.0.0".into(),
             bootstrap_endpoints: Vec::new(),
             bootstrap_interlays: Vec::new(),
@@ -173,6 +177,14 @@ impl Control {
         &self.cfg.instance_id
     }
 
+    /// This proxy instance (id and region), as strategies are compiled for it.
+    pub fn instance(&self) -> Instance {
+        Instance {
+            id: self.cfg.instance_id.clone(),
+            region: self.cfg.instance_region.clone(),
+        }
+    }
+
     /// The version of the last published routing table.
     pub async fn table_version(&self) -> u64 {
         self.inner.lock().await.table_version
@@ -193,14 +205,14 @@ impl Control {
     /// Builds the full routing table (version + 1) from the current state and publishes it.
     pub(crate) fn publish(&self, inner: &mut Inner) {
         inner.table_version += 1;
-        let table = build_table(&inner.state, inner.table_version);
+        let table = build_table(&inner.state, inner.table_version, &self.instance());
         self.dataplane.publish(table);
     }
 }
 
 /// The routing table for a state: every interlay routes to its endpoint, and to its
 /// migration's target while a migration in a traffic-routing status holds it actively.
-pub fn build_table(state: &State, version: u64) -> RoutingTable {
+pub fn build_table(state: &State, version: u64, me: &Instance) -> RoutingTable {
     let mut table = RoutingTable {
         version,
         interlays: HashMap::new(),
@@ -208,14 +220,14 @@ pub fn build_table(state: &State, version: u64) -> RoutingTable {
     for (org, os) in &state.orgs {
         for il in os.interlays.values() {
             let mut route = InterlayRoute::direct(dp_key(org, &il.endpoint));
-            route.migration = route_of(org, os, &il.id);
+            route.migration = route_of(org, os, &il.id, me);
             table.interlays.insert(dp_key(org, &il.id).into(), route);
         }
     }
     table
 }
 
-fn route_of(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRoute> {
+fn route_of(org: &str, os: &OrgState, interlay: &str, me: &Instance) -> Option<MigrationRoute> {
     os.migrations.values().find_map(|m| {
         if !m.status.routes_traffic() {
             return None;
@@ -224,10 +236,11 @@ fn route_of(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRoute> 
             .interlays
             .iter()
             .find(|x| x.interlay == interlay && x.state == MemberState::Active)?;
-        Some(MigrationRoute::new(
+        Some(crate::compile::migration_route(
+            m,
             dp_key(org, &m.id),
             dp_key(org, &member.target),
-            godwit_router::Rule::BigBang { durable: true },
+            me,
         ))
     })
 }

@@ -27,6 +27,7 @@ pub mod body;
 mod bootstrap;
 pub mod casing;
 mod catalog;
+pub mod compile;
 pub mod control;
 pub mod dataplane;
 mod endpoint_url;

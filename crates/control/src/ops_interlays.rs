@@ -194,7 +194,7 @@ impl Control {
     pub(crate) fn publish_state(&self, inner: &mut Inner, state: &State) {
         inner.table_version += 1;
         self.dataplane
-            .publish(build_table(state, inner.table_version));
+            .publish(build_table(state, inner.table_version, &self.instance()));
     }
 
     /// Starts a listener for a staged state; on failure republishes the current state.
