@@ -79,3 +79,83 @@ async fn many_blocked_clients_do_not_starve_others() {
     }
     godwit.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blmove_bzpopmin_xread_block_and_wait() {
+    let (_redis, godwit) = proxied().await.unwrap();
+    let mut w = godwit.raw().await.unwrap();
+    let mut p = godwit.raw().await.unwrap();
+
+    w.send(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.try_read_reply(Duration::from_millis(200)).await.unwrap(),
+        None
+    );
+    p.cmd(&["RPUSH", "src", "a"]).await.unwrap();
+    assert_eq!(w.read_reply().await.unwrap(), Reply::bulk("a"));
+
+    w.send(&["BZPOPMIN", "zq", "0"]).await.unwrap();
+    assert_eq!(
+        w.try_read_reply(Duration::from_millis(200)).await.unwrap(),
+        None
+    );
+    p.cmd(&["ZADD", "zq", "5", "m"]).await.unwrap();
+    assert_eq!(
+        w.read_reply().await.unwrap(),
+        Reply::Array(vec![Reply::bulk("zq"), Reply::bulk("m"), Reply::bulk("5")])
+    );
+
+    w.send(&["XREAD", "BLOCK", "0", "STREAMS", "stream", "$"])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.try_read_reply(Duration::from_millis(200)).await.unwrap(),
+        None
+    );
+    p.cmd(&["XADD", "stream", "1-1", "f", "v"]).await.unwrap();
+    let r = w.read_reply().await.unwrap();
+    assert_eq!(
+        r,
+        Reply::Array(vec![Reply::Array(vec![
+            Reply::bulk("stream"),
+            Reply::Array(vec![Reply::Array(vec![
+                Reply::bulk("1-1"),
+                Reply::Array(vec![Reply::bulk("f"), Reply::bulk("v")]),
+            ])]),
+        ])])
+    );
+
+    // WAIT with no replicas returns 0 after its own timeout
+    let started = Instant::now();
+    assert_eq!(
+        w.cmd(&["WAIT", "1", "300"]).await.unwrap(),
+        Reply::Integer(0)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    godwit.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_block_is_not_cut_short_by_the_proxy() {
+    let (_redis, godwit) = proxied().await.unwrap();
+    let mut w = godwit.raw().await.unwrap();
+    w.set_timeout(Duration::from_secs(20));
+    w.send(&["BLPOP", "slow", "0"]).await.unwrap();
+    assert_eq!(
+        w.try_read_reply(Duration::from_secs(6)).await.unwrap(),
+        None
+    );
+    let mut p = godwit.raw().await.unwrap();
+    p.cmd(&["LPUSH", "slow", "finally"]).await.unwrap();
+    assert_eq!(
+        w.read_reply().await.unwrap(),
+        Reply::Array(vec![Reply::bulk("slow"), Reply::bulk("finally")])
+    );
+    godwit.shutdown().await;
+}

@@ -152,3 +152,24 @@ async fn many_subscribers_each_get_every_message() {
     }
     godwit.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssubscribe_receives_sharded_messages() {
+    let (_redis, godwit) = proxied().await.unwrap();
+    let mut subscriber = godwit.raw().await.unwrap();
+    let mut publisher = godwit.raw().await.unwrap();
+    subscriber.send(&["SSUBSCRIBE", "shard"]).await.unwrap();
+    assert_eq!(
+        subscriber.read_reply().await.unwrap(),
+        sub("ssubscribe", "shard", 1)
+    );
+    assert_eq!(
+        publisher.cmd(&["SPUBLISH", "shard", "s1"]).await.unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(
+        subscriber.read_reply().await.unwrap(),
+        arr(&["smessage", "shard", "s1"])
+    );
+    godwit.shutdown().await;
+}
