@@ -149,6 +149,11 @@ impl GodwitFixture {
             .expect("godwit is running until shutdown")
     }
 
+    /// The running app (control plane, data plane), for tests that drive them directly.
+    pub fn app(&self) -> &godwit_app::Godwit {
+        self.godwit()
+    }
+
     /// The listen address of interlay `id`.
     pub fn interlay_addr(&self, id: &str) -> SocketAddr {
         self.godwit()

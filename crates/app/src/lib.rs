@@ -118,6 +118,11 @@ impl Godwit {
         &self.control
     }
 
+    /// The proxy's shared state (routing table, per-migration reports).
+    pub fn proxy(&self) -> &Arc<ProxyShared> {
+        &self.shared
+    }
+
     /// The data plane (for tests that publish tables directly).
     pub fn dataplane(&self) -> &Arc<AppDataPlane> {
         &self.dataplane
