@@ -1,15 +1,20 @@
 //! e2e test support: real `redis-server` processes on free ports with temp dirs (killed on
-//! drop), a raw RESP client that sends exact bytes and reads exact replies, and the in-process
-//! proxy fixture. No fixed ports, no shared static servers.
+//! drop), a raw RESP client that sends exact bytes and reads exact replies, the in-process
+//! proxy fixture, an admin API client, and the real `godwit` binary as a child process. No fixed
+//! ports, no shared static servers.
 
+pub mod admin;
 pub mod ports;
+pub mod process;
 pub mod redis_server;
 pub mod reply;
 pub mod resp_client;
 
 pub mod godwit;
 
+pub use admin::{auth_toml, sha256_hex, AdminClient, ApiResponse, ApiToken, CurlRequest};
 pub use godwit::{proxied, GodwitFixture, GodwitFixtureBuilder};
+pub use process::{godwit_bin, GodwitProcess};
 pub use redis_server::{RedisServer, RedisServerBuilder};
 pub use reply::Reply;
 pub use resp_client::RespClient;

@@ -1,4 +1,5 @@
-//! `POST /api/v1/auth/login` (HTTP Basic + `X-Org-Id`) and `/api/v1/auth/refresh`.
+//! `POST /api/v1/auth/login` (HTTP Basic + `X-Org-Id`) and `/api/v1/auth/refresh`. Neither takes
+//! a body, but a malformed one is refused (400) like on every other route.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -7,7 +8,7 @@ use base64::Engine;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, JsonBody};
 use crate::AdminState;
 
 fn token_response(token: String, ttl: u64) -> Response {
@@ -19,7 +20,11 @@ fn token_response(token: String, ttl: u64) -> Response {
 }
 
 /// Login: Basic `user:password` and `X-Org-Id` (or `X-Org-Uuid`) → a short-lived JWT.
-pub async fn login(State(s): State<AdminState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn login(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    JsonBody(_b): JsonBody,
+) -> Result<Response, ApiError> {
     let mut challenge = ApiError::unauthorized("Invalid credentials");
     challenge.challenge = Some("Basic");
     let auth = headers
@@ -55,7 +60,11 @@ pub async fn login(State(s): State<AdminState>, headers: HeaderMap) -> Result<Re
 }
 
 /// Refresh: a valid bearer token (JWT or API token) → a new JWT for the same identity.
-pub async fn refresh(State(s): State<AdminState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn refresh(
+    State(s): State<AdminState>,
+    caller: Caller,
+    JsonBody(_b): JsonBody,
+) -> Result<Response, ApiError> {
     let token = s.auth.issue(&caller.0)?;
     Ok(token_response(token, s.auth.ttl_s()))
 }

@@ -1,4 +1,5 @@
 //! Endpoints, interlays, templates and APIs. Reads need `read`, changes need `admin`.
+//! Routes that take no body still read it as JSON, so a malformed one is a 400 everywhere.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -52,7 +53,12 @@ pub async fn delete_endpoint(State(s): State<AdminState>, c: Caller, Path(id): P
     Ok(ok(json!("Endpoint deleted successfully")))
 }
 /// `POST /endpoints/{ep}/test`.
-pub async fn test_endpoint(State(s): State<AdminState>, c: Caller, Path(id): Path<String>) -> R {
+pub async fn test_endpoint(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(_b): JsonBody,
+) -> R {
     Ok(ok(s
         .control
         .test_endpoint(c.require(Role::Admin)?, &id)
@@ -107,14 +113,24 @@ pub async fn delete_interlay(State(s): State<AdminState>, c: Caller, Path(id): P
     Ok(ok(json!("Interlay deleted successfully")))
 }
 /// `POST /interlays/{i}/start`.
-pub async fn start_interlay(State(s): State<AdminState>, c: Caller, Path(id): Path<String>) -> R {
+pub async fn start_interlay(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(_b): JsonBody,
+) -> R {
     Ok(ok(s
         .control
         .start_interlay(c.require(Role::Admin)?, &id)
         .await?))
 }
 /// `POST /interlays/{i}/stop`.
-pub async fn stop_interlay(State(s): State<AdminState>, c: Caller, Path(id): Path<String>) -> R {
+pub async fn stop_interlay(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(_b): JsonBody,
+) -> R {
     s.control
         .stop_interlay(c.require(Role::Admin)?, &id)
         .await?;
