@@ -13,7 +13,10 @@
 #
 # Env: ROUNDS (3), REQUESTS (200000, for -P 1), REQUESTS_PIPELINED (5x REQUESTS, for -P 16),
 # CLIENTS (50), PIPELINES ("1 16"), TESTS ("set get"), KEYSPACE (100000, -r), DATA_SIZE (3),
-# GODWIT_WORKERS (1, the proxy's worker_threads; twemproxy is single-threaded), OUT (results dir).
+# GODWIT_WORKERS (1, the proxy's worker_threads; twemproxy is single-threaded), OUT (results dir),
+# CANARY (1: also measure target `godwit-canary`: the same godwit process, a second interlay held
+# by a running canary migration, read_percentage 0.05 and dual writes old-authoritative to a
+# second redis-server "new"; 0 to skip).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../scripts/lib.sh
@@ -87,11 +90,51 @@ else
     G_ADMIN=$(free_port)
     write_godwit_config "$WORK/godwit.toml" "$WORK/godwit-data" "$G_PORT" "$G_ADMIN" \
         "redis://127.0.0.1:$REDIS_PORT" "$GODWIT_WORKERS"
+    if [[ ${CANARY:-1} == 1 ]]; then
+        NEW_PORT=$(free_port)
+        start_redis "$WORK/redis-new" "$NEW_PORT"
+        NEW_REDIS_PID=$REDIS_PID
+        REDIS_PID=$(redis-cli -p "$REDIS_PORT" info server | awk -F: '/^process_id/ { print $2+0 }')
+        C_PORT=$(free_port)
+        TOKEN=bench-$RANDOM$RANDOM
+        SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+        cat >>"$WORK/godwit.toml" <<TOML
+
+[[endpoints]]
+id = "new"
+url = "redis://127.0.0.1:$NEW_PORT"
+
+[[interlays]]
+id = "canary"
+endpoint = "old"
+listen = "127.0.0.1:$C_PORT"
+
+[[auth.tokens]]
+name = "bench"
+org = "default"
+role = "admin"
+sha256 = "$SHA"
+TOML
+    fi
     if start_godwit "$BIN" "$WORK/godwit.toml" "$G_PORT" "$WORK/godwit.log"; then
         PORT[godwit]=$G_PORT
         PID[godwit]=$GODWIT_PID
         TARGETS+=(godwit)
         log "godwit pid $GODWIT_PID on $G_PORT ($BIN, worker_threads=$GODWIT_WORKERS)"
+        if [[ ${CANARY:-1} == 1 ]]; then
+            api() {
+                curl -fsS -X "$1" "http://127.0.0.1:$G_ADMIN/api/v1/$2" -H "Authorization: Bearer $TOKEN" \
+                    -H 'Content-Type: application/json' ${3:+-d "$3"} >/dev/null
+            }
+            api POST migrations '{"id":"bench","strategy":{"type":"canary","read_percentage":0.05,"write_mode":{"mode":"dual_write","policy":"old_authoritative"}},"data":null}'
+            api POST migrations/bench/interlay/canary '{"endpoint":"new"}'
+            api POST migrations/bench/test
+            api POST migrations/bench/migrate
+            PORT[godwit-canary]=$C_PORT
+            PID[godwit-canary]=$GODWIT_PID
+            TARGETS+=(godwit-canary)
+            log "godwit-canary on $C_PORT: canary 0.05, dual write to redis-server $NEW_PORT (pid $NEW_REDIS_PID)"
+        fi
     else
         GODWIT_NOTE="godwit skipped: $BIN did not answer PING ($(tail -3 "$WORK/godwit.log" | tr '\n' ' '))"
     fi

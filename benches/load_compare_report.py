@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
-TARGETS = ["direct", "twemproxy", "godwit"]
+TARGETS = ["direct", "twemproxy", "godwit", "godwit-canary"]
 
 
 def median(xs):
@@ -135,6 +135,20 @@ def main():
                 f"{fmt(ratio(g['redis'], d.get('redis', nan)))}× | "
                 f"{fmt(ratio(g['p99'], t.get('p99', nan)))}× |"
             )
+    if "godwit-canary" in targets:
+        w("")
+        w(
+            "Canary + dual write (read_percentage 0.05, every write to both Redis servers, "
+            "old-authoritative) vs godwit passthrough in the same run:"
+        )
+        w("")
+        w("| test | -P | req/s canary / passthrough | p99 canary / passthrough |")
+        w("|---|---:|---:|---:|")
+        for test, p in groups:
+            c = med.get((test, p, "godwit-canary"))
+            g = med.get((test, p, "godwit"))
+            if c and g:
+                w(f"| {test} | {p} | {fmt(ratio(c['rps'], g['rps']))}× | {fmt(ratio(c['p99'], g['p99']))}× |")
     w("")
     w("Each run, raw (req/s, p50, p99, CPU seconds): `benches/results/latest.tsv`.")
     print("\n".join(out))
