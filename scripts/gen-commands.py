@@ -36,8 +36,9 @@ def entries(cmds, parent=None):
         if subs:
             yield from entries(subs, name)
 
-# Scripts and functions may write; their read-only variants are reads.
-SCRIPTS_THAT_WRITE = {"eval", "evalsha", "fcall", "script|load", "script|flush"}
+# Scripts and functions may write (their read-only variants are reads); PUBLISH goes to both sides
+# under a migration, so subscribers on either side get every message.
+SCRIPTS_THAT_WRITE = {"eval", "evalsha", "fcall", "script|load", "script|flush", "publish", "spublish"}
 
 def classify(name, flags, acl, parent):
     base = parent or name
