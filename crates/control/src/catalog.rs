@@ -68,7 +68,7 @@ impl Control {
         };
         let mut next = inner.state.clone();
         org_mut(&mut next, org_id).templates.insert(id, t);
-        self.commit(&mut inner, next)
+        self.commit(&mut inner, next).await
     }
 
     /// `GET /templates`.
@@ -98,7 +98,7 @@ impl Control {
         let id =
             resolve(&os.templates, key).ok_or_else(|| ControlError::not_found("Template", key))?;
         os.templates.remove(&id);
-        self.commit(&mut inner, next)
+        self.commit(&mut inner, next).await
     }
 
     /// `POST /apis`: `{id, description?, fields?, bindings?:[{template|template_id, fields}]}`.
@@ -140,7 +140,7 @@ impl Control {
         let out = json!({"id": a.id, "uuid": a.uuid});
         let mut next = inner.state.clone();
         org_mut(&mut next, org_id).apis.insert(id, a);
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(out)
     }
 
@@ -179,6 +179,6 @@ impl Control {
             return Err(ControlError::Migration(API_ACTIVE.into()));
         }
         os.apis.remove(&id);
-        self.commit(&mut inner, next)
+        self.commit(&mut inner, next).await
     }
 }

@@ -70,7 +70,7 @@ impl ControlConfig {
 
 pub(crate) struct Inner {
     pub(crate) state: State,
-    pub(crate) store: Box<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) table_version: u64,
     /// Interlays (by data-plane key) listening now, with their bound address.
     pub(crate) listening: HashMap<String, String>,
@@ -129,7 +129,7 @@ impl Control {
         let control = Arc::new(Control {
             inner: Mutex::new(Inner {
                 state,
-                store,
+                store: Arc::from(store),
                 table_version: 0,
                 listening: HashMap::new(),
             }),
@@ -194,9 +194,14 @@ impl Control {
         self.inner.lock().await
     }
 
-    /// Saves `next` and makes it current, then publishes a new routing table.
-    pub(crate) fn commit(&self, inner: &mut Inner, next: State) -> Result<(), ControlError> {
-        inner.store.save(&next)?;
+    /// Saves `next` and makes it current, then publishes a new routing table. The write (and
+    /// its fsync) runs on the blocking pool: the proxy may share this runtime's only thread.
+    pub(crate) async fn commit(&self, inner: &mut Inner, next: State) -> Result<(), ControlError> {
+        let store = inner.store.clone();
+        let snapshot = next.clone();
+        tokio::task::spawn_blocking(move || store.save(&snapshot))
+            .await
+            .map_err(|e| ControlError::Store(format!("save task failed: {e}")))??;
         inner.state = next;
         self.publish(inner);
         Ok(())

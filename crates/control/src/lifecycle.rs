@@ -83,7 +83,7 @@ impl Control {
             "waiting_for_mover"
         }
         .into();
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok("migration commit completed")
     }
 
@@ -136,7 +136,7 @@ impl Control {
         }
         *slot = new;
         m.updated_at = Utc::now();
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(
             json!({"migration_id": id, "old_percentage": old, "new_percentage": new, "reason": reason}),
         )
@@ -185,7 +185,7 @@ impl Control {
         m.status_reason = reason.clone();
         let out =
             json!({"migration_id": id, "status": m.status, at: m.updated_at, "reason": reason});
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(out)
     }
 
@@ -240,7 +240,7 @@ impl Control {
                 i.updated_at = Utc::now();
             }
         }
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(
             json!({"migration_id": id, "status": Status::Completed, "status_label": "Completed",
                   "message": "migration completed; interlays now serve the target", "reason": reason}),
@@ -286,7 +286,7 @@ impl Control {
         let out = json!({"migration_id": id, "previous_active": side(previous), "new_active": side(now_new),
                          "active_is_new": now_new, "write_mode": "dual_write", "updated_at": m.updated_at,
                          "reason": reason});
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(out)
     }
 

@@ -105,7 +105,7 @@ impl Control {
             bindings: resolved,
             state: MemberState::Attached,
         });
-        self.commit(&mut inner, next)
+        self.commit(&mut inner, next).await
     }
 
     /// `POST /migrations/{m}/interlay/{i}` with `{endpoint}` or Eden's full config.
@@ -176,6 +176,6 @@ impl Control {
             testing_validation,
             state: MemberState::Attached,
         });
-        self.commit(&mut inner, next)
+        self.commit(&mut inner, next).await
     }
 }

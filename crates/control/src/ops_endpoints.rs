@@ -142,7 +142,7 @@ impl Control {
         let view = endpoint_view(&ep);
         let mut next = inner.state.clone();
         org_mut(&mut next, org_id).endpoints.insert(id, ep);
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(view)
     }
 
@@ -201,7 +201,7 @@ impl Control {
         }
         ep.updated_at = Utc::now();
         let view = endpoint_view(ep);
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(view)
     }
 
@@ -233,7 +233,7 @@ impl Control {
             )));
         }
         os.endpoints.remove(&id);
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         self.dataplane.remove_endpoint(&dp_key(org_id, &id));
         Ok(())
     }

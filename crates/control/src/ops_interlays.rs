@@ -278,7 +278,7 @@ impl Control {
             .interlays
             .insert(id.clone(), il.clone());
         self.start_listener(&mut inner, &next, org_id, &il).await?;
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         let os = org(&inner.state, org_id);
         Ok((interlay_view(org_id, &os, &il, &inner), true))
     }

@@ -29,7 +29,7 @@ impl Control {
         il.updated_at = Utc::now();
         let il = il.clone();
         self.start_listener(inner, &next, org_id, &il).await?;
-        self.commit(inner, next)
+        self.commit(inner, next).await
     }
 
     /// `POST /interlays/{i}/start`; 409 `Interlay already running`.
@@ -60,7 +60,7 @@ impl Control {
             il.running = false;
             il.updated_at = Utc::now();
         }
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         self.dataplane.stop_interlay(&dk).await;
         inner.listening.remove(&dk);
         Ok(())
@@ -128,7 +128,7 @@ impl Control {
                 return Err(e);
             }
         }
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         let os = org(&inner.state, org_id);
         Ok(interlay_view(org_id, &os, &os.interlays[&id], &inner))
     }
@@ -147,7 +147,7 @@ impl Control {
             )));
         }
         os.interlays.remove(&id);
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         let dk = dp_key(org_id, &id);
         if inner.listening.remove(&dk).is_some() {
             self.dataplane.stop_interlay(&dk).await;

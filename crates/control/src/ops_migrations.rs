@@ -82,7 +82,7 @@ impl Control {
         let out = json!({"id": m.id, "uuid": m.uuid, "status": m.status});
         let mut next = inner.state.clone();
         org_mut(&mut next, org_id).migrations.insert(id, m);
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(out)
     }
 
@@ -195,7 +195,7 @@ impl Control {
             m.description = description;
         }
         m.updated_at = Utc::now();
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         let os = org(&inner.state, org_id);
         Ok(migration_view(
             org_id,
@@ -226,6 +226,6 @@ impl Control {
             )));
         }
         os.migrations.remove(&id);
-        self.commit(&mut inner, next)
+        self.commit(&mut inner, next).await
     }
 }

@@ -107,7 +107,7 @@ impl Control {
                 return Err(ControlError::MigrationNotFound(key.into()));
             };
             step(m, Action::StartTest)?;
-            self.commit(&mut inner, next)?;
+            self.commit(&mut inner, next).await?;
             (id, counts.0, counts.1, counts.2, notes)
         };
         let (mut errors, mut warnings) = notes;
@@ -170,7 +170,7 @@ impl Control {
                 m.status_reason = (!valid).then(|| "test failed".to_string());
             }
             m.last_test = Some(result.clone());
-            self.commit(&mut inner, next)?;
+            self.commit(&mut inner, next).await?;
         }
         Ok(result)
     }

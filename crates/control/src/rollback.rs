@@ -117,7 +117,7 @@ impl Control {
         let warning = rollback_warning(m, &opts, was);
         let out = json!({"migration_id": id, "status": m.status, "rolled_back_at": m.updated_at,
                          "reason": opts.reason, "warning": warning});
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(out)
     }
 
@@ -167,7 +167,7 @@ impl Control {
         let warning = rollback_warning(m, &opts, was);
         let out = json!({"migration_id": id, "interlay_id": il, "status": m.status,
                          "rolled_back_at": m.updated_at, "reason": opts.reason, "warning": warning});
-        self.commit(&mut inner, next)?;
+        self.commit(&mut inner, next).await?;
         Ok(out)
     }
 }
