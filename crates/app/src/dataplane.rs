@@ -125,6 +125,24 @@ impl DataPlane for AppDataPlane {
         })
     }
 
+    fn traffic_report(&self, id: &str) -> Option<serde_json::Value> {
+        let r = self.shared.reports.get(id)?;
+        let samples: Vec<_> = r
+            .samples
+            .iter()
+            .map(|s| serde_json::json!({"command": s.command, "key": s.key, "old": s.old, "new": s.new}))
+            .collect();
+        Some(serde_json::json!({
+            "dual_write_failures": r.secondary_failures,
+            "repair_backlog": r.repair.len(),
+            "repair_overflow": r.repair_overflow,
+            "shadow_compared": r.compared,
+            "shadow_mismatches": r.mismatches,
+            "shadow_mismatches_by_command": r.mismatches_by_command,
+            "shadow_samples": samples,
+        }))
+    }
+
     fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>> {
         let url = url.to_string();
         Box::pin(async move {

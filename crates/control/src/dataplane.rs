@@ -44,6 +44,11 @@ pub trait DataPlane: Send + Sync + 'static {
     fn stop_interlay(&self, id: &str) -> BoxFuture<'_, ()>;
     /// PINGs the endpoint's URL and reads its version.
     fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>>;
+    /// What the data plane saw of migration `id` (data-plane key): dual-write failures, repair
+    /// backlog, shadow comparisons and mismatch samples, as JSON. `None` if nothing was seen.
+    fn traffic_report(&self, _id: &str) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A data plane that does nothing: for unit tests of the control plane.

@@ -210,12 +210,20 @@ impl Control {
             });
         }
         let ready = m.status == Status::Running && m.progress.phase == "done";
+        let traffic = self
+            .dataplane
+            .traffic_report(&crate::model::dp_key(org_id, &m.id));
+        let mismatches = traffic
+            .as_ref()
+            .and_then(|t| t.get("shadow_samples").cloned())
+            .unwrap_or_else(|| json!([]));
         Ok(json!({
             "migration_id": m.id, "status": m.status, "status_label": m.status.pascal(),
             "phase": m.progress.phase, "progress": m.progress,
             "replication_lag_ms": m.progress.lag_ms, "dirty_backlog": m.progress.dirty_backlog,
             "source": health[0], "target": health[1], "ready_for_cutover": ready,
-            "shadow_mismatches": [],
+            "shadow_mismatches": mismatches,
+            "traffic": traffic.unwrap_or_else(|| json!({})),
         }))
     }
 
