@@ -4,6 +4,7 @@
 //! ports, no shared static servers.
 
 pub mod admin;
+pub mod binary;
 pub mod ports;
 pub mod process;
 pub mod redis_server;
@@ -13,8 +14,9 @@ pub mod resp_client;
 pub mod godwit;
 
 pub use admin::{auth_toml, sha256_hex, AdminClient, ApiResponse, ApiToken, CurlRequest};
+pub use binary::godwit_bin;
 pub use godwit::{proxied, GodwitFixture, GodwitFixtureBuilder};
-pub use process::{godwit_bin, GodwitProcess};
+pub use process::GodwitProcess;
 pub use redis_server::{RedisServer, RedisServerBuilder};
 pub use reply::Reply;
 pub use resp_client::RespClient;

@@ -1,98 +1,17 @@
-//! The real `godwit` binary as a child process: [`godwit_bin`] finds (and first builds) it,
-//! [`GodwitProcess`] runs it on a config file with its admin listener on a free port, waits
-//! for `/healthz`, and can `kill -9` it and start it again on the same config and data dir.
+//! The real `godwit` binary as a child process: [`GodwitProcess`] runs it (found by
+//! [`godwit_bin`]) on a config file with its admin listener on a free port, waits for
+//! `/healthz`, and can `kill -9` it and start it again on the same config and data dir.
 //! Killed on drop; its output goes to a log file shown by [`GodwitProcess::log`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::binary::godwit_bin;
 use crate::ports::{free_port, loopback};
-
-/// How long a build of the binary may take before the test gives up.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The `godwit` binary of the current build.
-///
-/// Why this way: `env!("CARGO_BIN_EXE_godwit")` exists only in tests of the package that owns
-/// the binary, and this is another package (`godwit-tests`; a dependency on the `godwit`
-/// package would not build its binary either, without unstable artifact dependencies). A test
-/// executable runs from `<target-dir>/<profile>/deps/`, so the binary of the same build is
-/// `<target-dir>/<profile>/godwit`, whatever `CARGO_TARGET_DIR` says. Before the first use we
-/// run `cargo build -p godwit --bin godwit` for that target dir and profile: a no-op taking a
-/// fraction of a second when the binary is fresh (CI builds every target first), and the only
-/// way to be sure a stale binary from an older commit is not the one tested. `cargo run` per
-/// start would pay that cost at every restart and hide the child's pid behind cargo's.
-/// `GODWIT_BIN` overrides all of this (a prebuilt binary, e.g. a release build).
-pub fn godwit_bin() -> anyhow::Result<PathBuf> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_bin().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
-}
-
-fn build_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("GODWIT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .filter(|d| d.ends_with("deps"))
-        .and_then(Path::parent)
-        .with_context(|| format!("{} is not in <target>/<profile>/deps", exe.display()))?;
-    let target_dir = profile_dir.parent().context("no target dir")?;
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(p) => p,
-        None => bail!("no profile dir"),
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let log = target_dir.join("godwit-tests-build-godwit.log");
-    let out = std::fs::File::create(&log)?;
-    let mut child = Command::new(&cargo)
-        .args([
-            "build",
-            "-p",
-            "godwit",
-            "--bin",
-            "godwit",
-            "--profile",
-            profile,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .with_context(|| format!("spawn {cargo} build -p godwit"))?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if start.elapsed() > BUILD_TIMEOUT {
-            let _ = child.kill();
-            bail!("cargo build -p godwit took over {BUILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&log).unwrap_or_default();
-    if !status.success() {
-        bail!("cargo build -p godwit failed ({status}):\n{output}");
-    }
-    let bin = profile_dir.join("godwit");
-    if !bin.is_file() {
-        bail!("{} missing after the build:\n{output}", bin.display());
-    }
-    Ok(bin)
-}
 
 /// A running `godwit --config <file>`; killed (SIGKILL) on drop.
 pub struct GodwitProcess {

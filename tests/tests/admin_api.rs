@@ -1112,3 +1112,204 @@ async fn migration_lifecycle_repoints_the_interlay() -> Result {
     env.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interlay_and_endpoint_changes_reach_the_data_plane() -> Result {
+    let env = Env::start().await?;
+    let api = &env.api;
+    env.old.raw().await?.ok(&["SET", "who", "old"]).await?;
+    env.new.raw().await?.ok(&["SET", "who", "new"]).await?;
+
+    // A password in the settings: the interlay answers AUTH itself.
+    let r = api
+        .post(
+            "/api/v1/interlays",
+            json!({"id": "locked", "endpoint": "old_redis", "listen": "127.0.0.1:0",
+            "settings": {"password": "pw"}}),
+        )
+        .await?;
+    assert_eq!(r.data()["auth_required"], true);
+    assert!(
+        !r.text.contains("\"pw\""),
+        "the password is never shown: {}",
+        r.text
+    );
+    let locked = address(r.data())?;
+    let mut c = RespClient::connect(locked).await?;
+    let e = get(&mut c, "who").await?;
+    assert!(
+        e.error_text().is_some_and(|t| t.starts_with("NOAUTH")),
+        "{e:?}"
+    );
+    c.ok(&["AUTH", "pw"]).await?;
+    assert_eq!(get(&mut c, "who").await?, Reply::bulk("old"));
+
+    // Changing the endpoint's URL moves its interlays, open connections included.
+    let r = api
+        .patch("/api/v1/endpoints/old_redis", json!({"url": env.new.url()}))
+        .await?;
+    r.data();
+    assert_eq!(
+        get(&mut c, "who").await?,
+        Reply::bulk("new"),
+        "same connection, new URL"
+    );
+    api.patch("/api/v1/endpoints/old_redis", json!({"url": env.old.url()}))
+        .await?
+        .data();
+    assert_eq!(get(&mut c, "who").await?, Reply::bulk("old"));
+
+    // An endpoint in use cannot be deleted.
+    let r = api.delete("/api/v1/endpoints/old_redis").await?;
+    r.assert_error(
+        409,
+        "Conflict",
+        "Endpoint 'old_redis' is in use by interlay 'locked'",
+    );
+
+    // A port taken by someone else: create and PATCH are refused, the interlay keeps serving.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken = squatter.local_addr()?.to_string();
+    let r = api
+        .post(
+            "/api/v1/interlays",
+            json!({"id": "clash", "endpoint": "old_redis", "listen": taken}),
+        )
+        .await?;
+    assert_eq!(r.status, 409, "{}", r.text);
+    r.assert_envelope("create on a taken port");
+    api.get("/api/v1/interlays/clash").await?.assert_error(
+        404,
+        "Not Found",
+        "Interlay 'clash' does not exist",
+    );
+    let r = api
+        .patch("/api/v1/interlays/locked", json!({"listen": taken}))
+        .await?;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let view = api.get("/api/v1/interlays/locked").await?.data().clone();
+    assert_eq!(view["running"], true, "{view}");
+    let mut c2 = RespClient::connect(address(&view)?).await?;
+    c2.ok(&["AUTH", "pw"]).await?;
+    assert_eq!(get(&mut c2, "who").await?, Reply::bulk("old"));
+    drop(squatter);
+
+    // Another organization runs its own endpoint and interlay; neither side sees the other's.
+    let other = api.with_token(Some(&other_org_token().token));
+    other
+        .post(
+            "/api/v1/endpoints",
+            json!({"id": "old_redis", "url": env.new.url()}),
+        )
+        .await?
+        .data();
+    let r = other
+        .post(
+            "/api/v1/interlays",
+            json!({"id": "locked", "endpoint": "old_redis", "listen": "127.0.0.1:0"}),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut theirs = RespClient::connect(address(r.data())?).await?;
+    assert_eq!(
+        get(&mut theirs, "who").await?,
+        Reply::bulk("new"),
+        "their old_redis is our new"
+    );
+    assert_eq!(
+        other
+            .get("/api/v1/interlays")
+            .await?
+            .data()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        api.get("/api/v1/endpoints/old_redis").await?.data()["url"],
+        env.old.url()
+    );
+    assert_eq!(get(&mut c, "who").await?, Reply::bulk("old"));
+    env.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_toggle_and_rollback_while_running() -> Result {
+    let env = Env::start().await?;
+    let api = &env.api;
+    env.old.raw().await?.ok(&["SET", "who", "old"]).await?;
+    env.new.raw().await?.ok(&["SET", "who", "new"]).await?;
+    let addr = env.interlay("bg", "old_redis").await?;
+    let mut c = RespClient::connect(addr).await?;
+    let m = "/api/v1/migrations/flip";
+    api.post(
+        "/api/v1/migrations",
+        json!({"id": "flip", "strategy": {"type": "blue_green", "active_is_new": false}}),
+    )
+    .await?
+    .data();
+    api.post(
+        &format!("{m}/interlay/bg"),
+        json!({"endpoint": "new_redis_cluster"}),
+    )
+    .await?
+    .data();
+    api.request("POST", &format!("{m}/migrate"), &[], None)
+        .await?
+        .data();
+    assert_eq!(
+        get(&mut c, "who").await?,
+        Reply::bulk("old"),
+        "blue is active"
+    );
+    let r = api
+        .patch(
+            &format!("{m}/toggle"),
+            json!({"activate_new": true, "reason": "go"}),
+        )
+        .await?;
+    assert_eq!(
+        (
+            r.data()["previous_active"].as_str(),
+            r.data()["new_active"].as_str()
+        ),
+        (Some("blue"), Some("green"))
+    );
+    assert_eq!(
+        get(&mut c, "who").await?,
+        Reply::bulk("new"),
+        "green is active"
+    );
+    // Writes reach both sides (dual write, active side authoritative).
+    c.ok(&["SET", "both", "yes"]).await?;
+    assert_eq!(
+        env.old.raw().await?.cmd(&["GET", "both"]).await?,
+        Reply::bulk("yes")
+    );
+    assert_eq!(
+        env.new.raw().await?.cmd(&["GET", "both"]).await?,
+        Reply::bulk("yes")
+    );
+    // Rollback while running: reads return to old at once, on the same connection.
+    let r = api
+        .post(&format!("{m}/rollback"), json!({"reason": "flip back"}))
+        .await?;
+    r.data();
+    assert_eq!(api.get(m).await?.data()["status"], "rolled_back");
+    assert_eq!(get(&mut c, "who").await?, Reply::bulk("old"));
+    api.patch(&format!("{m}/toggle"), json!({}))
+        .await?
+        .assert_error(
+            409,
+            "Migration error",
+            "Cannot toggle migration in status: RolledBack",
+        );
+    // A rolled-back migration may be executed again.
+    api.request("POST", &format!("{m}/migrate"), &[], None)
+        .await?
+        .data();
+    assert_eq!(api.get(m).await?.data()["status"], "running");
+    env.shutdown().await;
+    Ok(())
+}
