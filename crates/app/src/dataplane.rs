@@ -81,7 +81,7 @@ impl DataPlane for AppDataPlane {
         if inner.pools.get(id).is_some_and(|(u, _)| u == url) {
             return Ok(());
         }
-        let pool = Pool::new(url, self.pool_opts).map_err(|e| e.to_string())?;
+        let pool = Pool::labeled(id, url, self.pool_opts).map_err(|e| e.to_string())?;
         inner.pools.insert(Id::from(id), (url.to_string(), pool));
         self.store(&inner);
         Ok(())

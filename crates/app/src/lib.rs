@@ -76,6 +76,16 @@ impl Godwit {
                 )
             })?;
         let admin_addr = admin.local_addr()?;
+        // histograms keep raw samples until upkeep folds them into buckets: keep memory flat
+        // whether or not anyone scrapes
+        let upkeep = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
         let render: godwit_admin::MetricsRender = Arc::new(move || metrics.render());
         let router = godwit_admin::router(control.clone(), &config.auth, render)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -74,6 +74,8 @@ pub(crate) struct ConnSpec {
     /// Dedicated: one client owns it; it does not reconnect, and forwards push frames.
     pub dedicated: bool,
     pub connect_timeout: Duration,
+    /// Endpoint id, the `endpoint` label of this connection's metrics.
+    pub label: Arc<str>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -107,6 +109,7 @@ async fn run(spec: Arc<ConnSpec>, mut rx: mpsc::UnboundedReceiver<Request>) {
             }
         };
         tracing::warn!(addr = %spec.addr, error = %err, "backend connection failed");
+        metrics::counter!(godwit_telemetry::BACKEND_ERRORS_TOTAL, "endpoint" => spec.label.to_string()).increment(1);
         if spec.dedicated {
             rx.close();
             while let Ok(r) = rx.try_recv() {
@@ -199,6 +202,7 @@ pub(crate) async fn connect(spec: &ConnSpec) -> Result<TcpStream, BackendError> 
 struct Pending {
     reply: ReplyTx,
     remaining: u32,
+    sent: Instant,
 }
 
 /// Serves one live connection. Returns `None` when all handles are gone and all work is done,
@@ -215,6 +219,7 @@ async fn serve(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new();
     let mut owner: Option<ReplyTx> = spec.dedicated.then(|| first.reply.clone());
+    let latency = metrics::histogram!(godwit_telemetry::BACKEND_LATENCY_SECONDS, "endpoint" => spec.label.to_string());
     let mut closed = false;
     let lost = |reason: String| BackendError::Lost {
         addr: spec.addr.clone(),
@@ -253,7 +258,7 @@ async fn serve(
             res = rd.read_buf(&mut rbuf) => match res {
                 Ok(0) => break lost("server closed the connection".into()),
                 Ok(_) => {
-                    if let Err(e) = dispatch(&mut rbuf, &mut scanner, &mut pending, &mut owner) {
+                    if let Err(e) = dispatch(&mut rbuf, &mut scanner, &mut pending, &mut owner, &latency) {
                         break lost(e);
                     }
                 }
@@ -281,6 +286,7 @@ fn enqueue(req: Request, pending: &mut VecDeque<Pending>, wbuf: &mut BytesMut) {
         pending.push_back(Pending {
             reply: req.reply,
             remaining: req.count,
+            sent: Instant::now(),
         });
     }
 }
@@ -291,6 +297,7 @@ fn dispatch(
     scanner: &mut ReplyScanner,
     pending: &mut VecDeque<Pending>,
     owner: &mut Option<ReplyTx>,
+    latency: &metrics::Histogram,
 ) -> Result<(), String> {
     let mut off = 0usize;
     let mut group = 0u32;
@@ -326,6 +333,7 @@ fn dispatch(
         head.remaining -= 1;
         if head.remaining == 0 {
             let head = pending.pop_front().ok_or("reply without request")?;
+            latency.record(head.sent.elapsed());
             let _ = head.reply.send(Reply {
                 data: rbuf.split_to(off).freeze(),
                 count: group,

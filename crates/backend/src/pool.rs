@@ -31,14 +31,31 @@ impl Default for PoolOptions {
 #[derive(Debug)]
 pub struct Pool {
     spec: EndpointSpec,
+    label: Arc<str>,
     opts: PoolOptions,
     shared: Vec<ConnHandle>,
 }
 
 impl Pool {
-    /// A pool for the endpoint at `url`; connections open lazily on first use.
+    /// A pool for the endpoint at `url`; connections open lazily on first use. Metrics are
+    /// labelled with the endpoint's address.
     pub fn new(url: &str, opts: PoolOptions) -> Result<Arc<Self>, BackendError> {
         let spec = EndpointSpec::parse(url)?;
+        let label = Arc::from(spec.addr.as_str());
+        Self::build(spec, label, opts)
+    }
+
+    /// A pool for endpoint `id` at `url`; metrics are labelled `endpoint = id`.
+    pub fn labeled(id: &str, url: &str, opts: PoolOptions) -> Result<Arc<Self>, BackendError> {
+        let spec = EndpointSpec::parse(url)?;
+        Self::build(spec, Arc::from(id), opts)
+    }
+
+    fn build(
+        spec: EndpointSpec,
+        label: Arc<str>,
+        opts: PoolOptions,
+    ) -> Result<Arc<Self>, BackendError> {
         let (init, init_count) = spec.handshake();
         let shared = (0..opts.shared_connections.max(1))
             .map(|_| {
@@ -48,10 +65,16 @@ impl Pool {
                     init_count,
                     dedicated: false,
                     connect_timeout: opts.connect_timeout,
+                    label: label.clone(),
                 }))
             })
             .collect();
-        Ok(Arc::new(Self { spec, opts, shared }))
+        Ok(Arc::new(Self {
+            spec,
+            opts,
+            shared,
+            label,
+        }))
     }
 
     /// The endpoint this pool connects to.
@@ -82,6 +105,7 @@ impl Pool {
             init_count: count,
             dedicated: true,
             connect_timeout: self.opts.connect_timeout,
+            label: self.label.clone(),
         }))
     }
 }
@@ -105,6 +129,7 @@ impl Pool {
             init_count: count,
             dedicated: true,
             connect_timeout: self.opts.connect_timeout,
+            label: self.label.clone(),
         };
         crate::conn::connect(&spec).await
     }

@@ -28,6 +28,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Probe, BackendError> 
         init_count,
         dedicated: true,
         connect_timeout: timeout,
+        label: "probe".into(),
     };
     let lost = |reason: String| BackendError::Lost {
         addr: spec.addr.clone(),

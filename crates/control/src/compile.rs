@@ -64,7 +64,7 @@ pub fn rule(s: &Strategy, me: &Instance) -> Rule {
         Strategy::RollingUpdate {
             migrated_instances, ..
         } => Rule::Instance {
-            migrated: migrated_instances.iter().any(|i| *i == me.id),
+            migrated: migrated_instances.contains(&me.id),
         },
         Strategy::ShadowTraffic {} => Rule::ShadowTraffic,
         Strategy::StranglerFig {

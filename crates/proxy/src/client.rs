@@ -508,7 +508,7 @@ impl Client {
             }
         }
         if info.has(flags::BLOCKING) {
-            let mut action = self.to_dedicated(None);
+            let mut action = self.pin_cmd(None);
             if info.class == Class::Write && self.sources.copying() {
                 if let Action::Forward(t) = &mut action {
                     t.mark = true;
@@ -521,12 +521,12 @@ impl Client {
         } else {
             None
         };
-        self.to_routed(info, key, None)
+        self.route_cmd(info, key, None)
     }
 
     /// Routes by the migration's decision; `bytes` replaces the request's own bytes.
     #[inline]
-    fn to_routed(
+    fn route_cmd(
         &mut self,
         info: &CommandInfo,
         key: Option<&[u8]>,
@@ -570,7 +570,7 @@ impl Client {
     }
 
     /// Routes to the client's dedicated connection, opening it (with the client's state) if needed.
-    fn to_dedicated(&mut self, bytes: Option<Bytes>) -> Action {
+    fn pin_cmd(&mut self, bytes: Option<Bytes>) -> Action {
         let state = &self.state;
         let opened = self
             .sources

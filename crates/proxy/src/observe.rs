@@ -34,6 +34,15 @@ pub struct MismatchSample {
     pub new: String,
 }
 
+/// One shadow mismatch as the proxy saw it (raw bytes; truncated when stored).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mismatch<'a> {
+    pub command: &'a str,
+    pub key: &'a [u8],
+    pub old: &'a [u8],
+    pub new: &'a [u8],
+}
+
 /// Per-migration data-plane report.
 #[derive(Debug, Default, Clone)]
 pub struct MigrationReport {
@@ -102,11 +111,17 @@ impl Reports {
         }
     }
 
-    pub(crate) fn compared(&self, migration: &Id, mismatch: Option<(&str, &[u8], &[u8], &[u8])>) {
+    pub(crate) fn compared(&self, migration: &Id, mismatch: Option<Mismatch<'_>>) {
         let mut all = self.lock();
         let r = all.entry(migration.clone()).or_default();
         r.compared += 1;
-        if let Some((command, key, old, new)) = mismatch {
+        if let Some(Mismatch {
+            command,
+            key,
+            old,
+            new,
+        }) = mismatch
+        {
             r.mismatches += 1;
             *r.mismatches_by_command
                 .entry(command.to_string())

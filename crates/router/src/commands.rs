@@ -3,6 +3,7 @@
 //!
 //! Lookup is case-insensitive and allocation-free.
 
+#[rustfmt::skip]
 mod generated;
 
 pub use generated::{COMMANDS, REDIS_VERSION};

@@ -27,8 +27,14 @@ pub const ROUTING_TABLE_VERSION: &str = "godwit_routing_table_version";
 pub const ROUTING_TABLE_SWAPS_TOTAL: &str = "godwit_routing_table_swaps_total";
 /// Backend connection failures, per endpoint (counter).
 pub const BACKEND_ERRORS_TOTAL: &str = "godwit_backend_errors_total";
+/// Time from sending a request batch to a backend until its last reply, per endpoint
+/// (histogram, seconds).
+pub const BACKEND_LATENCY_SECONDS: &str = "godwit_backend_latency_seconds";
 /// Protocol errors from clients (counter).
 pub const PROTOCOL_ERRORS_TOTAL: &str = "godwit_protocol_errors_total";
+/// Migration status: 1 for each migration's current status, 0 for the others, labels
+/// `migration` and `status` (gauge, set by the control plane on every change).
+pub const MIGRATION_STATUS: &str = "godwit_migration_status";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -36,7 +42,17 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn prometheus() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new();
+            let builder = builder
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 1.0, 5.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // a recorder may already be installed (tests); then ours only renders its own view
             let _ = metrics::set_global_recorder(recorder);
@@ -66,7 +82,16 @@ fn describe() {
     metrics::describe_gauge!(ROUTING_TABLE_VERSION, "Routing table version in use");
     metrics::describe_counter!(ROUTING_TABLE_SWAPS_TOTAL, "Routing table swaps");
     metrics::describe_counter!(BACKEND_ERRORS_TOTAL, "Backend connection failures");
+    metrics::describe_histogram!(
+        BACKEND_LATENCY_SECONDS,
+        metrics::Unit::Seconds,
+        "Backend round trip of a request batch, per endpoint"
+    );
     metrics::describe_counter!(PROTOCOL_ERRORS_TOTAL, "Malformed client requests");
+    metrics::describe_gauge!(
+        MIGRATION_STATUS,
+        "1 for each migration's current status, 0 for the others"
+    );
 }
 
 /// Sets up `tracing` output: `RUST_LOG`-style filter (default `info`), text or JSON lines.

@@ -69,19 +69,19 @@ impl Client {
             "multi" => {
                 // queued writes report their keys when EXEC completes (see `classify`)
                 self.state.multi_keys = Some(Vec::new());
-                self.to_dedicated(None)
+                self.pin_cmd(None)
             }
-            "watch" => self.to_dedicated(None),
+            "watch" => self.pin_cmd(None),
             "exec" => {
                 let keys = self.state.multi_keys.take().unwrap_or_default();
-                match self.to_routed(info, None, None) {
+                match self.route_cmd(info, None, None) {
                     Action::Forward(t) if self.sources.copying() => Action::Exec(t, keys),
                     other => other,
                 }
             }
             "discard" => {
                 self.state.multi_keys = None;
-                self.to_routed(info, None, None)
+                self.route_cmd(info, None, None)
             }
             "quit" => Action::LocalThenClose(Bytes::from_static(b"+OK\r\n")),
             "reset" => {
@@ -101,7 +101,7 @@ impl Client {
             )),
             // exec, discard, unwatch, ping, echo, readonly, readwrite, asking: to the client's
             // connection (dedicated if it has one); Redis gives its own answer
-            _ => self.to_routed(info, None, None),
+            _ => self.route_cmd(info, None, None),
         }
     }
 
@@ -125,11 +125,11 @@ impl Client {
             .and_then(|a| std::str::from_utf8(a).ok())
             .and_then(|s| s.parse::<i64>().ok());
         let (Some(db), 2) = (db, cmd.argc) else {
-            return self.to_routed(info, None, None); // Redis reports the error
+            return self.route_cmd(info, None, None); // Redis reports the error
         };
         if self.sources.is_pinned() {
             self.state.db = Some(db);
-            return self.to_dedicated(None);
+            return self.pin_cmd(None);
         }
         match self.sources.serving_pool(&self.shared) {
             Ok(pool) if pool.spec().db == db => {
@@ -138,7 +138,7 @@ impl Client {
             }
             Ok(_) => {
                 // open the dedicated connection first, then SELECT on it with Redis's own reply
-                let action = self.to_dedicated(None);
+                let action = self.pin_cmd(None);
                 self.state.db = Some(db);
                 action
             }
@@ -159,7 +159,7 @@ impl Client {
                 }
                 self.state.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
                 if self.sources.is_pinned() {
-                    return self.to_dedicated(None);
+                    return self.pin_cmd(None);
                 }
                 ok()
             }
@@ -175,10 +175,10 @@ impl Client {
             b"setinfo" if cmd.argc == 4 => ok(),
             b"kill" => err("ERR CLIENT KILL is not supported through the godwit proxy (connections are shared)"),
             b"reply" => err("ERR CLIENT REPLY is not supported through the godwit proxy"),
-            b"list" | b"help" | b"pause" | b"unpause" | b"unblock" | b"" => self.to_routed(info, None, None),
+            b"list" | b"help" | b"pause" | b"unpause" | b"unblock" | b"" => self.route_cmd(info, None, None),
             // id, info, tracking, caching, no-evict, no-touch, getredir, trackinginfo:
             // about this very connection, so it gets its own
-            _ => self.to_dedicated(None),
+            _ => self.pin_cmd(None),
         }
     }
 
@@ -241,8 +241,8 @@ impl Client {
         if let Some(p) = &proto_s {
             args.push(p.as_bytes());
         }
-        let to_dedicated = proto == Some(3) || self.sources.is_pinned();
-        if to_dedicated {
+        let pin_cmd = proto == Some(3) || self.sources.is_pinned();
+        if pin_cmd {
             if let Some(n) = setname {
                 args.push(b"SETNAME");
                 args.push(n);
@@ -251,15 +251,15 @@ impl Client {
         let mut out = BytesMut::new();
         encode::command(&mut out, &args);
         let bytes = out.freeze();
-        if to_dedicated {
+        if pin_cmd {
             // the dedicated connection opens in RESP2; this HELLO switches it
-            let action = self.to_dedicated(Some(bytes));
+            let action = self.pin_cmd(Some(bytes));
             if let Some(p) = proto {
                 self.state.resp3 = p == 3;
             }
             action
         } else {
-            self.to_routed(&godwit_router::commands::UNKNOWN, None, Some(bytes))
+            self.route_cmd(&godwit_router::commands::UNKNOWN, None, Some(bytes))
         }
     }
 }

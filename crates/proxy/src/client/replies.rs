@@ -165,8 +165,12 @@ impl Client {
                     self.shadow_mismatches.increment(1);
                 }
                 if let Some(m) = &migration {
-                    let mismatch =
-                        (!same).then(|| (name, first_key.unwrap_or_default(), &a[..], &b[..]));
+                    let mismatch = (!same).then(|| crate::observe::Mismatch {
+                        command: name,
+                        key: first_key.unwrap_or_default(),
+                        old: &a[..],
+                        new: &b[..],
+                    });
                     self.shared.reports.compared(m, mismatch);
                 }
             }

@@ -53,7 +53,8 @@ fn every_strategy() {
     };
     let old_auth = Writes::Dual(Policy::OldAuthoritative);
     // (rule, command, key, expected)
-    let cases: Vec<(Rule, &[u8], Option<&'static [u8]>, Decision)> = vec![
+    type Case = (Rule, &'static [u8], Option<&'static [u8]>, Decision);
+    let cases: Vec<Case> = vec![
         (Rule::BigBang { durable: true }, b"GET", Some(b"k"), R(Old)),
         (Rule::BigBang { durable: true }, b"SET", Some(b"k"), w(Old)),
         (Rule::BigBang { durable: false }, b"SET", Some(b"k"), R(Old)),
