@@ -74,6 +74,10 @@ pub(crate) struct Inner {
     pub(crate) table_version: u64,
     /// Interlays (by data-plane key) listening now, with their bound address.
     pub(crate) listening: HashMap<String, String>,
+    /// Running copies, by data-plane migration id.
+    pub(crate) copies: HashMap<String, crate::copy::CopyRun>,
+    /// Generation counter of copy runs (a stale watcher recognises itself by it).
+    pub(crate) copy_generation: u64,
 }
 
 /// The control plane. Cheap to share (`Arc<Control>`); every operation is scoped to an org.
@@ -81,6 +85,8 @@ pub struct Control {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) dataplane: Arc<dyn DataPlane>,
     pub(crate) cfg: ControlConfig,
+    /// Itself, for the tasks that supervise copies.
+    pub(crate) me: std::sync::Weak<Control>,
 }
 
 impl std::fmt::Debug for Control {
@@ -126,15 +132,18 @@ impl Control {
             }
         }
         store.save(&state)?;
-        let control = Arc::new(Control {
+        let control = Arc::new_cyclic(|me| Control {
             inner: Mutex::new(Inner {
                 state,
                 store: Arc::from(store),
                 table_version: 0,
                 listening: HashMap::new(),
+                copies: HashMap::new(),
+                copy_generation: 0,
             }),
             dataplane,
             cfg,
+            me: me.clone(),
         });
         let mut inner = control.inner.lock().await;
         control.publish(&mut inner);
@@ -168,6 +177,7 @@ impl Control {
                 Err(e) => tracing::warn!(interlay = %key, error = %e, "could not restart interlay"),
             }
         }
+        control.resume_copies(&mut inner);
         drop(inner);
         Ok(control)
     }

@@ -5,6 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use godwit_router::RoutingTable;
+use tokio::sync::watch;
+
+use crate::model::Progress;
+use crate::rules::Replace;
 
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -29,6 +33,40 @@ pub struct EndpointProbe {
     pub ping_us: u64,
 }
 
+/// A copy the control plane asks for: the data of one interlay member of a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySpec {
+    /// Data-plane id of the migration (the id the proxy reports written keys under).
+    pub migration: String,
+    /// The member (interlay id).
+    pub member: String,
+    /// Source ("old") Redis URL.
+    pub source_url: String,
+    /// Target ("new") Redis URL.
+    pub target_url: String,
+    /// `snapshot` (one pass) rather than `scan` (follow changes until completion).
+    pub snapshot: bool,
+    /// Conflict rule of the pass.
+    pub replace: Replace,
+    /// SCAN checkpoint to resume from.
+    pub resume_cursor: Option<String>,
+    /// The pass finished before a restart: only follow changes.
+    pub pass_done: bool,
+}
+
+/// A comparison of two endpoints (`POST /migrations/{m}/verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    /// Source URL.
+    pub source_url: String,
+    /// Target URL.
+    pub target_url: String,
+    /// Compare this many random keys instead of all.
+    pub sample: Option<u64>,
+    /// Rounds (first pass + re-checks of differing keys).
+    pub rounds: u32,
+}
+
 /// Operations the control plane asks of the data plane.
 pub trait DataPlane: Send + Sync + 'static {
     /// Publishes a new routing table (the control plane is its only writer). Endpoints named in
@@ -44,6 +82,23 @@ pub trait DataPlane: Send + Sync + 'static {
     fn stop_interlay(&self, id: &str) -> BoxFuture<'_, ()>;
     /// PINGs the endpoint's URL and reads its version.
     fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>>;
+    /// Starts a copy; progress snapshots arrive on the returned channel (its sender is dropped
+    /// when the copy stops). `Ok(None)`: this data plane has no mover (the phase stays
+    /// `waiting_for_mover`).
+    fn start_copy(&self, _spec: CopySpec) -> Result<Option<watch::Receiver<Progress>>, String> {
+        Ok(None)
+    }
+    /// Suspends or resumes every copy of a migration.
+    fn pause_copy(&self, _migration: &str, _paused: bool) {}
+    /// Stops the copies of a migration (one member's, or all).
+    fn stop_copy(&self, _migration: &str, _member: Option<&str>) {}
+    /// Compares two endpoints key by key; `Ok(None)`: no verification engine here (501).
+    fn verify(
+        &self,
+        _req: VerifyRequest,
+    ) -> BoxFuture<'_, Result<Option<serde_json::Value>, String>> {
+        Box::pin(async { Ok(None) })
+    }
     /// What the data plane saw of migration `id` (data-plane key): dual-write failures, repair
     /// backlog, shadow comparisons and mismatch samples, as JSON. `None` if nothing was seen.
     fn traffic_report(&self, _id: &str) -> Option<serde_json::Value> {

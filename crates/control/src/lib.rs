@@ -29,6 +29,8 @@ pub mod casing;
 mod catalog;
 pub mod compile;
 pub mod control;
+mod copy;
+mod copy_failure;
 pub mod dataplane;
 mod endpoint_url;
 pub mod error;
@@ -47,10 +49,13 @@ pub mod status;
 pub mod store;
 pub mod strategy;
 mod strategy_check;
+mod verify_op;
 mod views;
 
 pub use control::{build_table, BootstrapEndpoint, BootstrapInterlay, Control, ControlConfig};
-pub use dataplane::{DataPlane, EndpointProbe, InterlayListen, NoopDataPlane};
+pub use dataplane::{
+    CopySpec, DataPlane, EndpointProbe, InterlayListen, NoopDataPlane, VerifyRequest,
+};
 pub use endpoint_url::{check_url, redact};
 pub use error::{ControlError, ErrorClass};
 pub use members::{API_ACTIVE, INTERLAY_ACTIVE};

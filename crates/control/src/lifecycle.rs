@@ -77,13 +77,23 @@ impl Control {
         m.started_at = Some(now);
         m.completed_at = None;
         m.status_reason = None;
-        m.progress.phase = if m.data == DataRule::None {
-            "done"
-        } else {
-            "waiting_for_mover"
+        // a fresh run copies from the start (a restart resumes instead: `resume_copies`)
+        m.progress = crate::model::Progress {
+            phase: if m.data == DataRule::None {
+                "done"
+            } else {
+                "waiting_for_mover"
+            }
+            .into(),
+            ..Default::default()
+        };
+        for x in &mut m.interlays {
+            x.copy_cursor = None;
+            x.copy_pass_done = false;
         }
-        .into();
         self.commit(&mut inner, next).await?;
+        inner.copies.remove(&crate::model::dp_key(org_id, &id));
+        self.launch_copies(&mut inner, org_id, &id);
         Ok("migration commit completed")
     }
 
@@ -186,6 +196,8 @@ impl Control {
         let out =
             json!({"migration_id": id, "status": m.status, at: m.updated_at, "reason": reason});
         self.commit(&mut inner, next).await?;
+        self.dataplane
+            .pause_copy(&crate::model::dp_key(org_id, &id), action == Action::Pause);
         Ok(out)
     }
 
@@ -241,6 +253,7 @@ impl Control {
             }
         }
         self.commit(&mut inner, next).await?;
+        self.stop_copies(&mut inner, org_id, &id, None);
         Ok(
             json!({"migration_id": id, "status": Status::Completed, "status_label": "Completed",
                   "message": "migration completed; interlays now serve the target", "reason": reason}),

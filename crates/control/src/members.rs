@@ -175,6 +175,8 @@ impl Control {
             rules,
             testing_validation,
             state: MemberState::Attached,
+            copy_cursor: None,
+            copy_pass_done: false,
         });
         self.commit(&mut inner, next).await
     }

@@ -157,6 +157,12 @@ pub struct InterlayMember {
     pub testing_validation: Option<Value>,
     /// Member state.
     pub state: MemberState,
+    /// SCAN checkpoint of this member's copy (a restart resumes from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_cursor: Option<String>,
+    /// The scan pass of this member's copy finished (a restart only follows changes).
+    #[serde(default)]
+    pub copy_pass_done: bool,
 }
 
 /// One binding of an API member.
@@ -183,7 +189,8 @@ pub struct ApiMember {
 /// Copy progress, filled by the data mover (zero until it runs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Progress {
-    /// `idle`, `waiting_for_mover`, `scanning`, `streaming`, `done`.
+    /// `idle`, `waiting_for_mover`, `starting`, `scanning`, `streaming`, `done` (`failed` is
+    /// reported by a member copy and handled by the failure handling).
     pub phase: String,
     /// Keys scanned so far.
     pub keys_scanned: u64,
@@ -204,6 +211,18 @@ pub struct Progress {
     /// SCAN cursor checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Keys deleted on the target because they were gone from the source.
+    #[serde(default)]
+    pub keys_deleted: u64,
+    /// Keys copied per second (recent).
+    #[serde(default)]
+    pub rate_keys_per_s: u64,
+    /// Seconds left in the scan pass, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_s: Option<u64>,
+    /// Why the copy failed (`phase: failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A migration.

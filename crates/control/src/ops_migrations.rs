@@ -226,6 +226,8 @@ impl Control {
             )));
         }
         os.migrations.remove(&id);
-        self.commit(&mut inner, next).await
+        self.commit(&mut inner, next).await?;
+        self.stop_copies(&mut inner, org_id, &id, None);
+        Ok(())
     }
 }

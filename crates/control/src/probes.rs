@@ -1,12 +1,11 @@
 //! Routes that look at the outside world: `test` (really probes both sides of every member),
-//! `status` (health, lag, readiness), `refresh` (re-apply routing) and `verify` (validated here;
-//! the comparison engine arrives with the data mover).
+//! `status` (health, lag, readiness) and `refresh` (re-apply routing); `verify` is in
+//! `verify_op`.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::body::Body;
 use crate::control::{org, org_mut, Control};
 use crate::model::MemberState;
 use crate::ops_migrations::{find_migration, step};
@@ -239,49 +238,6 @@ impl Control {
             &os.migrations[&id],
             &inner,
             false,
-        ))
-    }
-
-    /// `POST /migrations/{m}/verify` `{mode?: "full"|"sample", sample_size?, rounds?}`:
-    /// validated fully; the comparison itself needs the data mover (later), so a valid request
-    /// gets a 501.
-    pub async fn verify(
-        &self,
-        org_id: &str,
-        key: &str,
-        body: &Value,
-    ) -> Result<Value, ControlError> {
-        let mut b = Body::new(body, "verify")?;
-        let mode = b.opt_str("mode")?.unwrap_or_else(|| "full".into());
-        if !matches!(
-            mode.to_ascii_lowercase().as_str(),
-            "full" | "sample" | "sampled"
-        ) {
-            return Err(ControlError::bad("mode must be full or sample"));
-        }
-        b.opt_u64("sample_size", 10_000_000)?;
-        b.opt_u64("rounds", 10)?;
-        b.finish()?;
-        let inner = self.lock().await;
-        let os = org(&inner.state, org_id);
-        let id = find_migration(&os, key)?;
-        let m = &os.migrations[&id];
-        if !matches!(
-            m.status,
-            Status::Running | Status::Paused | Status::Completed
-        ) {
-            return Err(ControlError::Migration(format!(
-                "Cannot verify migration in status: {}",
-                m.status.pascal()
-            )));
-        }
-        if m.interlays.is_empty() {
-            return Err(ControlError::bad(
-                "verify needs at least one interlay member",
-            ));
-        }
-        Err(ControlError::Unavailable(
-            "verification engine not available yet".into(),
         ))
     }
 }

@@ -35,7 +35,11 @@ fn rollback_opts(body: &Value) -> Result<RollbackOpts, ControlError> {
 }
 
 /// Re-points completed interlay members back to their source; marks every member rolled back.
-fn roll_back_members(os: &mut OrgState, mid: &str, only: Option<&str>) -> Result<(), ControlError> {
+pub(crate) fn roll_back_members(
+    os: &mut OrgState,
+    mid: &str,
+    only: Option<&str>,
+) -> Result<(), ControlError> {
     let Some(m) = os.migrations.get(mid) else {
         return Err(ControlError::MigrationNotFound(mid.into()));
     };
@@ -118,6 +122,7 @@ impl Control {
         let out = json!({"migration_id": id, "status": m.status, "rolled_back_at": m.updated_at,
                          "reason": opts.reason, "warning": warning});
         self.commit(&mut inner, next).await?;
+        self.stop_copies(&mut inner, org_id, &id, None);
         Ok(out)
     }
 
@@ -168,6 +173,7 @@ impl Control {
         let out = json!({"migration_id": id, "interlay_id": il, "status": m.status,
                          "rolled_back_at": m.updated_at, "reason": opts.reason, "warning": warning});
         self.commit(&mut inner, next).await?;
+        self.stop_copies(&mut inner, org_id, &id, (left).then_some(il.as_str()));
         Ok(out)
     }
 }
