@@ -162,7 +162,7 @@ async fn backend_restart_errors_while_down_and_recovers_without_reconnecting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "proxy closes a SELECTed client when its dedicated backend connection is lost"]
+
 async fn backend_restart_keeps_a_selected_db() {
     let (mut redis, godwit) = proxied().await.unwrap();
     let mut db1 = godwit.raw().await.unwrap();

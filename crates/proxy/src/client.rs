@@ -139,6 +139,8 @@ pub(crate) struct ConnState {
     pub user: Option<Bytes>,
     /// Inside MULTI: the keys the queued writes will touch (reported when EXEC completes).
     pub multi_keys: Option<Vec<Bytes>>,
+    /// WATCH is in effect (until EXEC, DISCARD, UNWATCH or RESET).
+    pub watching: bool,
 }
 
 pub(crate) struct Client {
@@ -446,9 +448,19 @@ impl Client {
         })));
     }
 
-    fn send_remote(&mut self, src: u8, data: Bytes, count: u32, mark: Option<Marks>) {
-        if self.sources.send(src as usize, data, count).is_err() {
-            return self.lost(count);
+    fn send_remote(&mut self, mut src: u8, data: Bytes, count: u32, mark: Option<Marks>) {
+        if self
+            .sources
+            .send(src as usize, data.clone(), count)
+            .is_err()
+        {
+            // The dedicated connection ended (its server went away). Without transaction or
+            // WATCH state to lose, reopen it (db, name and protocol restored) and go on, as a
+            // shared connection would; otherwise close the client like Redis would have.
+            match self.repin(src) {
+                Some(new) if self.sources.send(new as usize, data, count).is_ok() => src = new,
+                _ => return self.lost(count),
+            }
         }
         self.inflight += count as usize;
         match (self.expected.back_mut(), &mark) {
@@ -465,6 +477,22 @@ impl Client {
                 n: count,
                 mark,
             }),
+        }
+    }
+
+    /// Replaces the ended dedicated source `src` by a new one, if the client holds no state
+    /// that the lost connection took with it.
+    fn repin(&mut self, src: u8) -> Option<u8> {
+        if !self.sources.is_pinned_to(src as usize)
+            || self.state.multi_keys.is_some()
+            || self.state.watching
+        {
+            return None;
+        }
+        self.sources.unpin();
+        match self.pin_cmd(None) {
+            Action::Forward(t) => Some(t.src),
+            _ => None,
         }
     }
 

@@ -71,8 +71,16 @@ impl Client {
                 self.state.multi_keys = Some(Vec::new());
                 self.pin_cmd(None)
             }
-            "watch" => self.pin_cmd(None),
+            "watch" => {
+                self.state.watching = true;
+                self.pin_cmd(None)
+            }
+            "unwatch" => {
+                self.state.watching = false;
+                self.route_cmd(info, None, None)
+            }
             "exec" => {
+                self.state.watching = false;
                 let keys = self.state.multi_keys.take().unwrap_or_default();
                 match self.route_cmd(info, None, None) {
                     Action::Forward(t) if self.sources.copying() => Action::Exec(t, keys),
@@ -81,6 +89,7 @@ impl Client {
             }
             "discard" => {
                 self.state.multi_keys = None;
+                self.state.watching = false;
                 self.route_cmd(info, None, None)
             }
             "quit" => Action::LocalThenClose(Bytes::from_static(b"+OK\r\n")),

@@ -72,6 +72,11 @@ impl Sources {
         }
     }
 
+    /// True if `idx` is the client's dedicated source.
+    pub(crate) fn is_pinned_to(&self, idx: usize) -> bool {
+        self.pinned == Some(idx)
+    }
+
     /// True if the client has its own connection.
     pub(crate) fn is_pinned(&self) -> bool {
         self.pinned.is_some()
