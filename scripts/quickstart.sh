@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Quickstart: installs deps, builds godwit (release), starts two local Redis servers ("old" and
 # "new", prefer ports 6390/6391) with data under ./.quickstart/, writes ./.quickstart/proxy.toml
-# (interlay "main" on 6380 -> old; admin on 127.0.0.1:7070; free ports if those are taken) and
-# runs godwit in the foreground. Ctrl-C stops godwit and both Redis servers.
+# (interlay "main" on 6380 -> old; admin on 127.0.0.1:7070; free ports if those are taken; a
+# fresh superadmin API token whose sha256 goes into [[auth.tokens]], the token itself into
+# ./.quickstart/admin-token) and runs godwit in the foreground. Ctrl-C stops godwit and both
+# Redis servers.
 #
 #   scripts/quickstart.sh
 #   QUICKSTART_SMOKE=1 scripts/quickstart.sh   # start, try the commands below, stop
@@ -37,6 +39,13 @@ start_redis "$QS/new" "$NEW_PORT"
 PROXY_PORT=$(pick_port 6380)
 ADMIN_PORT=$(pick_port 7070)
 
+# A new admin API token for every run: 32 random bytes as hex. The config keeps only its
+# sha256 (docs/admin-api.md); the token itself is printed and kept in .quickstart/admin-token.
+TOKEN=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+TOKEN_SHA256=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+(umask 077 && printf '%s\n' "$TOKEN" >"$QS/admin-token")
+ADMIN="http://127.0.0.1:$ADMIN_PORT"
+
 cat >"$QS/proxy.toml" <<TOML
 # Written by scripts/quickstart.sh; see proxy.toml at the repo root for every option.
 data_dir = "$QS/data"
@@ -55,6 +64,15 @@ worker_threads = 2
 max_clients = 10000
 max_frame_bytes = 536870912
 max_pipeline = 1024
+
+[auth]
+token_ttl_s = 900
+
+[[auth.tokens]]
+name = "quickstart"
+org = "default"
+role = "superadmin"
+sha256 = "$TOKEN_SHA256"
 
 [[endpoints]]
 id = "old"
@@ -88,8 +106,21 @@ cat <<TXT
     redis-cli -p $PROXY_PORT get hello
     redis-cli -p $OLD_PORT get hello          # the same key, straight from "old"
     redis-benchmark -p $PROXY_PORT -q -t set,get -n 100000
-    curl -s http://127.0.0.1:$ADMIN_PORT/healthz
-    curl -s http://127.0.0.1:$ADMIN_PORT/metrics | head
+    curl -s $ADMIN/healthz
+    curl -s $ADMIN/metrics | head
+
+  Admin API (docs/admin-api.md). This run's superadmin token (also in .quickstart/admin-token):
+    export TOKEN=$TOKEN
+    curl -s $ADMIN/api/v1/endpoints -H "Authorization: Bearer \$TOKEN"
+  A canary migration of interlay "main" from "old" to "new":
+    curl -s $ADMIN/api/v1/migrations -H "Content-Type: application/json" \\
+      -H "Authorization: Bearer \$TOKEN" \\
+      -d '{"id": "demo", "strategy": {"type": "canary", "read_percentage": 0.05}, "data": {"type": "scan", "replace": "none"}}'
+    curl -s $ADMIN/api/v1/migrations/demo/interlay/main -H "Content-Type: application/json" \\
+      -H "Authorization: Bearer \$TOKEN" -d '{"endpoint": "new"}'
+    curl -s -X POST $ADMIN/api/v1/migrations/demo/test -H "Authorization: Bearer \$TOKEN"
+    curl -s -X POST $ADMIN/api/v1/migrations/demo/migrate -H "Authorization: Bearer \$TOKEN"
+    curl -s $ADMIN/api/v1/migrations/demo/status -H "Authorization: Bearer \$TOKEN"
 
   Ctrl-C stops godwit and both Redis servers.
 
@@ -105,6 +136,26 @@ if [[ -n ${QUICKSTART_SMOKE:-} ]]; then
         echo
         curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | head -5
     )
+    # The printed token works, no token is a 401, and the migration commands above succeed
+    # (then the demo migration is rolled back and deleted, so the next run starts clean).
+    api() {
+        local out
+        out=$(curl -sS --max-time 10 -H "Authorization: Bearer $TOKEN" "$@")
+        printf '%s\n' "$out" >&2
+        [[ $out == *'"status":"success"'* ]] || die "admin API call failed: $*"
+    }
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$ADMIN/api/v1/endpoints") == 401 ]] ||
+        die "the admin API answered without a token"
+    json=(-H "Content-Type: application/json")
+    api "$ADMIN/api/v1/endpoints"
+    api "$ADMIN/api/v1/migrations" "${json[@]}" \
+        -d '{"id": "demo", "strategy": {"type": "canary", "read_percentage": 0.05}, "data": {"type": "scan", "replace": "none"}}'
+    api "$ADMIN/api/v1/migrations/demo/interlay/main" "${json[@]}" -d '{"endpoint": "new"}'
+    api -X POST "$ADMIN/api/v1/migrations/demo/test"
+    api -X POST "$ADMIN/api/v1/migrations/demo/migrate"
+    api "$ADMIN/api/v1/migrations/demo/status"
+    api -X POST "$ADMIN/api/v1/migrations/demo/rollback"
+    api -X DELETE "$ADMIN/api/v1/migrations/demo"
     log "smoke test passed"
     exit 0
 fi

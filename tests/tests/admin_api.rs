@@ -1313,3 +1313,75 @@ async fn blue_green_toggle_and_rollback_while_running() -> Result {
     env.shutdown().await;
     Ok(())
 }
+
+/// The `[auth]` block of the repository's proxy.toml with its commented example lines
+/// (`#key = ...`, `#[[...]]`) uncommented.
+fn proxy_toml_auth_block() -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../proxy.toml")).unwrap();
+    let start = text
+        .find("\n[auth]\n")
+        .expect("proxy.toml has an [auth] section");
+    let block = &text[start..];
+    let end = block.find("\n\n").unwrap_or(block.len());
+    block[..end]
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => rest.to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_toml_auth_example_works_once_uncommented() -> Result {
+    let block = proxy_toml_auth_block();
+    assert!(
+        block.contains("[[auth.tokens]]") && block.contains("[[auth.users]]"),
+        "{block}"
+    );
+    // As shipped, the placeholders are not valid: uncommenting alone grants nothing.
+    let bare = format!("[admin]\nlisten = \"127.0.0.1:0\"\n{block}");
+    let e = godwit_app::Config::from_toml_str(&bare)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("auth.tokens[0].sha256") && e.contains("auth.users[0].password_hash"),
+        "{e}"
+    );
+    // Filled in the way the comments say, it works.
+    let dir = tempfile::tempdir()?;
+    let secret = dir.path().join("jwt.key");
+    std::fs::write(&secret, "a-jwt-secret-of-at-least-thirty-two-bytes\n")?;
+    let token = "0f".repeat(32);
+    let filled = block
+        .replace("/etc/godwit/jwt.key", &secret.to_string_lossy())
+        .replace("<64 hex characters>", &godwit_tests::sha256_hex(&token))
+        .replace("<$argon2id$v=19$m=19456,t=2,p=1$...$...>", &password_hash());
+    let godwit = GodwitFixture::builder().extra_toml(&filled).start().await?;
+    let api = AdminClient::new(godwit.admin_addr(), Some(&token));
+    api.post("/api/v1/migrations", json!({"id": "by_token"}))
+        .await?
+        .data();
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"))
+    );
+    let r = api
+        .with_token(None)
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            &[("Authorization", &basic), ("X-Org-Id", "default")],
+            None,
+        )
+        .await?;
+    let jwt = r.data()["token"].as_str().unwrap().to_string();
+    assert_eq!(r.data()["expires_in"], 900);
+    let list = api.with_token(Some(&jwt)).get("/api/v1/migrations").await?;
+    assert_eq!(list.data()[0]["id"], "by_token");
+    godwit.shutdown().await;
+    Ok(())
+}
