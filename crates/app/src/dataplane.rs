@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use godwit_backend::{Pool, PoolOptions};
 use godwit_control::dataplane::BoxFuture;
-use godwit_control::{DataPlane, EndpointProbe, InterlayListen};
+use godwit_control::model::Progress;
+use godwit_control::{CopySpec, DataPlane, EndpointProbe, InterlayListen, VerifyRequest};
 use godwit_proxy::{serve_interlay, DataTable, InterlayOptions, ProxyShared};
 use godwit_router::{Id, RoutingTable};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::movers::Movers;
 
 /// Pools, listeners and the table, behind the control plane's interface.
 #[derive(Debug)]
@@ -20,6 +23,7 @@ pub struct AppDataPlane {
     shared: Arc<ProxyShared>,
     pool_opts: PoolOptions,
     inner: Mutex<Inner>,
+    movers: Arc<Movers>,
 }
 
 #[derive(Debug, Default)]
@@ -32,11 +36,21 @@ struct Inner {
 impl AppDataPlane {
     /// A data plane over `shared` (whose table it writes).
     pub fn new(shared: Arc<ProxyShared>, pool_opts: PoolOptions) -> Arc<Self> {
+        let movers = Arc::new(Movers::default());
+        shared
+            .reports
+            .set_observer(movers.clone() as Arc<dyn godwit_proxy::WriteObserver>);
         Arc::new(Self {
             shared,
             pool_opts,
             inner: Mutex::new(Inner::default()),
+            movers,
         })
+    }
+
+    /// The data movers (to tune copies).
+    pub fn movers(&self) -> &Arc<Movers> {
+        &self.movers
     }
 
     /// Address an interlay listens on, if it is running.
@@ -123,6 +137,25 @@ impl DataPlane for AppDataPlane {
                 tracing::info!(%addr, "interlay stopped");
             }
         })
+    }
+
+    fn start_copy(&self, spec: CopySpec) -> Result<Option<watch::Receiver<Progress>>, String> {
+        self.movers.start(&self.shared, spec).map(Some)
+    }
+
+    fn pause_copy(&self, migration: &str, paused: bool) {
+        self.movers.pause(migration, paused);
+    }
+
+    fn stop_copy(&self, migration: &str, member: Option<&str>) {
+        self.movers.stop(migration, member);
+    }
+
+    fn verify(
+        &self,
+        req: VerifyRequest,
+    ) -> BoxFuture<'_, Result<Option<serde_json::Value>, String>> {
+        Box::pin(async move { crate::movers::verify(req).await.map(Some) })
     }
 
     fn traffic_report(&self, id: &str) -> Option<serde_json::Value> {

@@ -5,6 +5,7 @@
 
 pub mod config;
 mod dataplane;
+pub mod movers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
