@@ -202,6 +202,17 @@ async fn kill_9_and_restart_keeps_everything() -> anyhow::Result<()> {
     assert!(refused(parked).await, "parked is stopped");
     let before = api.get("/api/v1/migrations").await?.data().clone();
 
+    // The state on disk: private (it holds passwords), and without the API token.
+    let state_file = data_dir.join("control-state.json");
+    let state = std::fs::read_to_string(&state_file)?;
+    assert!(state.contains("\"ramp\"") && !state.contains(&token().token));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state_file)?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
     // kill -9 right after the last acknowledged change, then the same binary, config, data dir.
     let pid = godwit.pid();
     godwit.kill9();

@@ -1,7 +1,8 @@
 //! Persistence of the control state. [`Store`] is the seam (a Redis-backed store for fleets
 //! comes later); [`FileStore`] is the default: one JSON document under `data_dir`, replaced
 //! atomically (write temp file, fsync, rename, fsync the directory) so a kill -9 at any point
-//! leaves either the old or the new state.
+//! leaves either the old or the new state. The file is readable by its owner only (mode 0600):
+//! it holds the endpoints' and interlays' passwords.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -42,6 +43,21 @@ impl FileStore {
     }
 }
 
+/// Creates (or truncates) `path` readable by the owner only: the state holds the endpoints'
+/// and interlays' passwords. A file left by an older version keeps its mode when truncated, so
+/// it is removed first.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
 fn io(what: &str, p: &Path, e: std::io::Error) -> ControlError {
     ControlError::Store(format!("{what} {}: {e}", p.display()))
 }
@@ -65,7 +81,7 @@ impl Store for FileStore {
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| ControlError::Store(format!("encode state: {e}")))?;
         {
-            let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+            let mut f = create_private(&tmp).map_err(|e| io("create", &tmp, e))?;
             f.write_all(&bytes).map_err(|e| io("write", &tmp, e))?;
             f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
         }
@@ -119,6 +135,26 @@ mod tests {
             .join("sub")
             .join("control-state.json.tmp")
             .exists());
+    }
+
+    /// The state holds backend and interlay passwords: only the owner may read it, even when
+    /// an older version left a world-readable file or temp file behind.
+    #[cfg(unix)]
+    #[test]
+    fn state_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in [STATE_FILE, "control-state.json.tmp"] {
+            fs::write(dir.path().join(name), b"{}").unwrap();
+            fs::set_permissions(dir.path().join(name), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let store = FileStore::new(dir.path()).unwrap();
+        store.save(&State::default()).unwrap();
+        let mode = fs::metadata(dir.path().join(STATE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 
     #[test]
