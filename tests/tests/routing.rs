@@ -292,3 +292,36 @@ async fn table_swaps_reach_open_connections_without_reordering() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     p.godwit.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_clients_share_connections_and_are_dual_written() {
+    let p = pair().await;
+    route(
+        &p,
+        1,
+        canary(1.0, Writes::Dual(Policy::OldAuthoritative)),
+        false,
+    );
+    let mut c = p.godwit.raw().await.unwrap();
+    let hello = c.cmd(&["HELLO", "3"]).await.unwrap();
+    assert!(matches!(hello, Reply::Map(_)), "{hello:?}");
+    c.cmd(&["HSET", "h", "f", "v"]).await.unwrap();
+    // reads go to new (read_percentage 1.0) in RESP3
+    assert_eq!(
+        c.cmd(&["HGETALL", "h"]).await.unwrap(),
+        Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))])
+    );
+    assert_eq!(c.cmd(&["GET", "missing"]).await.unwrap(), Reply::Null);
+    let mut old = p.old.raw().await.unwrap();
+    assert_eq!(
+        old.cmd(&["HGET", "h", "f"]).await.unwrap(),
+        Reply::bulk("v")
+    );
+    // a RESP2 client on the same interlay still gets RESP2
+    let mut c2 = p.godwit.raw().await.unwrap();
+    assert_eq!(c2.cmd(&["GET", "missing"]).await.unwrap(), Reply::Nil);
+    // back to RESP2
+    c.cmd(&["HELLO", "2"]).await.unwrap();
+    assert_eq!(c.cmd(&["GET", "missing"]).await.unwrap(), Reply::Nil);
+    p.godwit.shutdown().await;
+}

@@ -33,7 +33,8 @@ pub struct Pool {
     spec: EndpointSpec,
     label: Arc<str>,
     opts: PoolOptions,
-    shared: Vec<ConnHandle>,
+    /// Shared connections speaking RESP2 (`[0]`) and RESP3 (`[1]`, after `HELLO 3`).
+    shared: [Vec<ConnHandle>; 2],
 }
 
 impl Pool {
@@ -57,18 +58,25 @@ impl Pool {
         opts: PoolOptions,
     ) -> Result<Arc<Self>, BackendError> {
         let (init, init_count) = spec.handshake();
-        let shared = (0..opts.shared_connections.max(1))
-            .map(|_| {
-                spawn(Arc::new(ConnSpec {
-                    addr: spec.addr.clone(),
-                    init: init.clone(),
-                    init_count,
-                    dedicated: false,
-                    connect_timeout: opts.connect_timeout,
-                    label: label.clone(),
-                }))
-            })
-            .collect();
+        let mut init3 = BytesMut::from(&init[..]);
+        godwit_resp::encode::command(&mut init3, &["HELLO", "3"]);
+        let init3 = init3.freeze();
+        let conns = |init: &Bytes, count: u32| -> Vec<ConnHandle> {
+            (0..opts.shared_connections.max(1))
+                .map(|_| {
+                    spawn(Arc::new(ConnSpec {
+                        addr: spec.addr.clone(),
+                        init: init.clone(),
+                        init_count: count,
+                        dedicated: false,
+                        connect_timeout: opts.connect_timeout,
+                        label: label.clone(),
+                    }))
+                })
+                .collect()
+        };
+        // connections open lazily: the RESP3 set costs nothing until a RESP3 client uses it
+        let shared = [conns(&init, init_count), conns(&init3, init_count + 1)];
         Ok(Arc::new(Self {
             spec,
             opts,
@@ -82,11 +90,19 @@ impl Pool {
         &self.spec
     }
 
-    /// The shared connection for client `conn_id` (always the same one for the same id, so one
-    /// client's requests stay in order).
+    /// The shared RESP2 connection for client `conn_id` (always the same one for the same id,
+    /// so one client's requests stay in order).
     #[inline]
     pub fn shared(&self, conn_id: u64) -> &ConnHandle {
-        &self.shared[(conn_id % self.shared.len() as u64) as usize]
+        self.shared_for(conn_id, false)
+    }
+
+    /// The shared connection for client `conn_id` speaking the client's protocol: RESP3
+    /// clients share connections that said `HELLO 3`, so their replies keep RESP3 types.
+    #[inline]
+    pub fn shared_for(&self, conn_id: u64, resp3: bool) -> &ConnHandle {
+        let set = &self.shared[usize::from(resp3)];
+        &set[(conn_id % set.len() as u64) as usize]
     }
 
     /// A new connection owned by one client. `client_init` holds commands restoring the client's

@@ -46,6 +46,10 @@ pub(crate) struct Mismatch<'a> {
 /// Per-migration data-plane report.
 #[derive(Debug, Default, Clone)]
 pub struct MigrationReport {
+    /// Dual writes resolved (both replies arrived).
+    pub dual_writes: u64,
+    /// Dual writes that failed on the new side only (guards: the new side's error rate).
+    pub new_failures: u64,
     /// Dual writes whose secondary side failed.
     pub secondary_failures: u64,
     /// Shadow reads compared.
@@ -98,9 +102,22 @@ impl Reports {
         r.repair.drain(..n).collect()
     }
 
-    pub(crate) fn secondary_failed(&self, migration: &Id, key: Option<&[u8]>) {
+    /// One dual write resolved: `diverged` if exactly one side failed (the key is queued for
+    /// repair), `new_failed` if that side was new. One lock per dual write.
+    pub(crate) fn dual_write(
+        &self,
+        migration: &Id,
+        diverged: bool,
+        new_failed: bool,
+        key: Option<&[u8]>,
+    ) {
         let mut all = self.lock();
         let r = all.entry(migration.clone()).or_default();
+        r.dual_writes += 1;
+        r.new_failures += u64::from(new_failed);
+        if !diverged {
+            return;
+        }
         r.secondary_failures += 1;
         if let Some(k) = key {
             if r.repair.len() < MAX_REPAIR {

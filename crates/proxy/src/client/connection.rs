@@ -95,6 +95,7 @@ impl Client {
             "quit" => Action::LocalThenClose(Bytes::from_static(b"+OK\r\n")),
             "reset" => {
                 self.sources.unpin();
+                self.sources.set_resp3(false);
                 self.state = ConnState {
                     authed: self.opts.password.is_none(),
                     ..Default::default()
@@ -250,8 +251,8 @@ impl Client {
         if let Some(p) = &proto_s {
             args.push(p.as_bytes());
         }
-        let pin_cmd = proto == Some(3) || self.sources.is_pinned();
-        if pin_cmd {
+        let pinned = self.sources.is_pinned();
+        if pinned {
             if let Some(n) = setname {
                 args.push(b"SETNAME");
                 args.push(n);
@@ -260,14 +261,16 @@ impl Client {
         let mut out = BytesMut::new();
         encode::command(&mut out, &args);
         let bytes = out.freeze();
-        if pin_cmd {
-            // the dedicated connection opens in RESP2; this HELLO switches it
-            let action = self.pin_cmd(Some(bytes));
-            if let Some(p) = proto {
-                self.state.resp3 = p == 3;
-            }
-            action
+        if let Some(p) = proto {
+            self.state.resp3 = p == 3;
+        }
+        if pinned {
+            // the client's own connection switches protocol with this HELLO
+            self.pin_cmd(Some(bytes))
         } else {
+            // shared connections exist per protocol: from now on this client uses the ones
+            // speaking its protocol, starting with this HELLO (whose reply is then in it)
+            self.sources.set_resp3(self.state.resp3);
             self.route_cmd(&godwit_router::commands::UNKNOWN, None, Some(bytes))
         }
     }

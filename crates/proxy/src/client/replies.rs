@@ -145,9 +145,15 @@ impl Client {
                 if fa != fb {
                     // one side has the write and the other has not: count it, queue the key
                     self.secondary_failures.increment(1);
-                    if let Some(m) = &migration {
-                        self.shared.reports.secondary_failed(m, first_key);
-                    }
+                }
+                if let Some(m) = &migration {
+                    let new_failed = if self.sources.is_new(p.secondary) {
+                        fb && !fa
+                    } else {
+                        fa && !fb && self.sources.is_new(p.primary)
+                    };
+                    let reports = &self.shared.reports;
+                    reports.dual_write(m, fa != fb, new_failed, first_key);
                 }
                 if p.copying {
                     if let (Some(m), Some((buf, c)), Some(info)) = (&migration, req, info) {

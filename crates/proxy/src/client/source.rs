@@ -19,6 +19,8 @@ struct Source {
     /// `None` once a dedicated source is retired (RESET); its replies still drain.
     conn: Option<ConnHandle>,
     dedicated: bool,
+    /// A shared source speaking RESP3.
+    resp3: bool,
     /// Given up (RESET): its connection is dropped once `outstanding` reaches 0.
     retiring: bool,
     tx: ReplyTx,
@@ -59,6 +61,8 @@ pub(crate) struct Sources {
     list: Vec<Source>,
     pinned: Option<usize>,
     cache: Option<RouteCache>,
+    /// The client speaks RESP3: shared sources are the pools' RESP3 connections.
+    resp3: bool,
 }
 
 impl Sources {
@@ -69,6 +73,18 @@ impl Sources {
             list: Vec::with_capacity(2),
             pinned: None,
             cache: None,
+            resp3: false,
+        }
+    }
+
+    /// Switches the client's protocol: later commands use the shared connections speaking it.
+    pub(crate) fn set_resp3(&mut self, resp3: bool) {
+        if self.resp3 != resp3 {
+            self.resp3 = resp3;
+            if let Some(c) = self.cache.as_mut() {
+                c.old_src = None;
+                c.new_src = None;
+            }
         }
     }
 
@@ -166,6 +182,11 @@ impl Sources {
         self.cache.as_ref()?.route.migration.as_ref().map(|m| &m.id)
     }
 
+    /// Whether source `src` is the migration's new side (guards count its failures).
+    pub(crate) fn is_new(&self, src: u8) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.new_src == Some(src))
+    }
+
     /// The shared source of `side`, created on first use and cached with the route.
     #[inline]
     fn side_src(&mut self, side: Side) -> Result<u8, String> {
@@ -182,11 +203,11 @@ impl Sources {
         let i = match self
             .list
             .iter()
-            .position(|s| !s.dedicated && Arc::ptr_eq(&s.pool, &pool))
+            .position(|s| !s.dedicated && s.resp3 == self.resp3 && Arc::ptr_eq(&s.pool, &pool))
         {
             Some(i) => i,
             None => {
-                let conn = pool.shared(self.client_id).clone();
+                let conn = pool.shared_for(self.client_id, self.resp3).clone();
                 self.add(pool, conn, false)
             }
         };
@@ -307,6 +328,7 @@ impl Sources {
             pool,
             conn: Some(conn),
             dedicated,
+            resp3: self.resp3,
             retiring: false,
             tx,
             rx,
