@@ -222,6 +222,7 @@ impl Control {
         inner.table_version += 1;
         let table = build_table(&inner.state, inner.table_version, &self.instance());
         self.dataplane.publish(table);
+        crate::status_metrics::export_statuses(&inner.state);
     }
 }
 

@@ -46,6 +46,7 @@ mod probes;
 mod rollback;
 pub mod rules;
 pub mod status;
+mod status_metrics;
 pub mod store;
 pub mod strategy;
 mod strategy_check;

@@ -228,6 +228,7 @@ impl Control {
         os.migrations.remove(&id);
         self.commit(&mut inner, next).await?;
         self.stop_copies(&mut inner, org_id, &id, None);
+        crate::status_metrics::forget(&crate::model::dp_key(org_id, &id));
         Ok(())
     }
 }

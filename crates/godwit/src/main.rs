@@ -1,7 +1,10 @@
-//! The `godwit` binary: `godwit --config proxy.toml` runs the proxy and its admin API.
+//! The `godwit` binary: `godwit --config proxy.toml` runs the proxy and its admin API;
+//! `godwit migrations …` is the operator's CLI over a running proxy's admin API ([`cli`]).
 //!
-//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 64 for a bad configuration,
-//! 1 when starting fails (a port taken, ...).
+//! Exit codes of the proxy: 0 after a clean shutdown (SIGINT/SIGTERM), 64 for a bad
+//! configuration, 1 when starting fails (a port taken, ...). The CLI's are in [`cli`].
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,10 +25,21 @@ struct Cli {
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Manage migrations through a running godwit's admin API (--admin, --token).
+    Migrations(cli::MigrationsCmd),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Migrations(cmd)) = cli.command {
+        return cli::run(cmd);
+    }
     godwit_telemetry::init_logging(cli.log_json);
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
