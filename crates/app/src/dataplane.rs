@@ -9,7 +9,9 @@ use std::time::Duration;
 use godwit_backend::{Pool, PoolOptions};
 use godwit_control::dataplane::BoxFuture;
 use godwit_control::model::Progress;
-use godwit_control::{CopySpec, DataPlane, EndpointProbe, InterlayListen, VerifyRequest};
+use godwit_control::{
+    CopySpec, DataPlane, EndpointProbe, GuardCounters, InterlayListen, VerifyRequest,
+};
 use godwit_proxy::{serve_interlay, DataTable, InterlayOptions, ProxyShared};
 use godwit_router::{Id, RoutingTable};
 use tokio::net::TcpListener;
@@ -166,7 +168,9 @@ impl DataPlane for AppDataPlane {
             .map(|s| serde_json::json!({"command": s.command, "key": s.key, "old": s.old, "new": s.new}))
             .collect();
         Some(serde_json::json!({
+            "dual_writes": r.dual_writes,
             "dual_write_failures": r.secondary_failures,
+            "new_side_write_failures": r.new_failures,
             "repair_backlog": r.repair.len(),
             "repair_overflow": r.repair_overflow,
             "shadow_compared": r.compared,
@@ -174,6 +178,21 @@ impl DataPlane for AppDataPlane {
             "shadow_mismatches_by_command": r.mismatches_by_command,
             "shadow_samples": samples,
         }))
+    }
+
+    fn guard_counters(&self, id: &str) -> Option<GuardCounters> {
+        let r = self.shared.reports.get(id)?;
+        Some(GuardCounters {
+            dual_writes: r.dual_writes,
+            new_failures: r.new_failures,
+            compared: r.compared,
+            mismatches: r.mismatches,
+            latency: Vec::new(),
+        })
+    }
+
+    fn endpoint_latency(&self, id: &str) -> Vec<(f64, u64)> {
+        latency_buckets(&godwit_telemetry::prometheus().render(), id)
     }
 
     fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>> {
@@ -187,5 +206,52 @@ impl DataPlane for AppDataPlane {
                 ping_us: p.ping.as_micros() as u64,
             })
         })
+    }
+}
+
+/// The cumulative buckets of endpoint `id`'s backend latency histogram in Prometheus text
+/// (`godwit_backend_latency_seconds_bucket{endpoint="id",le="0.001"} 42`), ascending.
+fn latency_buckets(text: &str, id: &str) -> Vec<(f64, u64)> {
+    let prefix = format!("{}_bucket{{", godwit_telemetry::BACKEND_LATENCY_SECONDS);
+    let label = format!("endpoint=\"{id}\"");
+    let mut out: Vec<(f64, u64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            let (labels, value) = l[prefix.len()..].split_once("} ")?;
+            if !labels.split(',').any(|x| x == label) {
+                return None;
+            }
+            let le = labels.split(',').find_map(|x| x.strip_prefix("le=\""))?;
+            let le = le.trim_end_matches('"');
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latency_buckets;
+
+    #[test]
+    fn latency_buckets_of_one_endpoint() {
+        let text = "# TYPE godwit_backend_latency_seconds histogram\n\
+            godwit_backend_latency_seconds_bucket{endpoint=\"new\",le=\"0.001\"} 5\n\
+            godwit_backend_latency_seconds_bucket{endpoint=\"newer\",le=\"0.001\"} 9\n\
+            godwit_backend_latency_seconds_bucket{endpoint=\"new\",le=\"+Inf\"} 7\n\
+            godwit_backend_latency_seconds_bucket{endpoint=\"new\",le=\"0.1\"} 6\n\
+            godwit_backend_latency_seconds_sum{endpoint=\"new\"} 0.5\n";
+        assert_eq!(
+            latency_buckets(text, "new"),
+            vec![(0.001, 5), (0.1, 6), (f64::INFINITY, 7)]
+        );
+        assert!(latency_buckets(text, "old").is_empty());
     }
 }

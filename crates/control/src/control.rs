@@ -179,6 +179,7 @@ impl Control {
         }
         control.resume_copies(&mut inner);
         drop(inner);
+        control.spawn_guards();
         Ok(control)
     }
 

@@ -104,6 +104,18 @@ pub trait DataPlane: Send + Sync + 'static {
     fn traffic_report(&self, _id: &str) -> Option<serde_json::Value> {
         None
     }
+    /// Cumulative counters of migration `id` (data-plane key) for its guard: dual writes, those
+    /// that failed on the new side only, shadow comparisons and mismatches (`latency` empty).
+    /// `None` if nothing was seen.
+    fn guard_counters(&self, _id: &str) -> Option<crate::guard::GuardCounters> {
+        None
+    }
+    /// Cumulative latency histogram of requests to endpoint `id` (data-plane key):
+    /// `(upper bound in seconds, requests ≤ bound)`, ascending, the last `+inf`; empty if
+    /// unknown.
+    fn endpoint_latency(&self, _id: &str) -> Vec<(f64, u64)> {
+        Vec::new()
+    }
 }
 
 /// A data plane that does nothing: for unit tests of the control plane.

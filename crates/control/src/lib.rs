@@ -34,6 +34,7 @@ mod copy_failure;
 pub mod dataplane;
 mod endpoint_url;
 pub mod error;
+pub mod guard;
 mod lifecycle;
 pub mod member_rules;
 mod members;
@@ -59,6 +60,7 @@ pub use dataplane::{
 };
 pub use endpoint_url::{check_url, redact};
 pub use error::{ControlError, ErrorClass};
+pub use guard::GuardCounters;
 pub use members::{API_ACTIVE, INTERLAY_ACTIVE};
 pub use model::{dp_key, DEFAULT_ORG};
 pub use status::{transition, Action, Status};
