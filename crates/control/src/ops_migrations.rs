@@ -19,6 +19,32 @@ pub(crate) fn find_migration(os: &OrgState, key: &str) -> Result<String, Control
     resolve(&os.migrations, key).ok_or_else(|| ControlError::MigrationNotFound(key.to_string()))
 }
 
+/// Whether a migration that routes traffic may change its strategy type from `from` to `to`.
+/// Decision: the type is fixed while traffic flows, except `shadow_traffic` → `canary` (the
+/// ramp that follows a shadow phase, starting at no more than one `/traffic` step of reads)
+/// and `canary` → `shadow_traffic` (all reads back to old); both dual-write every write, so
+/// the switch loses nothing and the copy goes on.
+pub(crate) fn live_switch(from: &Strategy, to: &Strategy) -> Result<bool, ControlError> {
+    use crate::lifecycle::MAX_TRAFFIC_STEP;
+    match (from, to) {
+        (
+            Strategy::ShadowTraffic {},
+            Strategy::Canary {
+                read_percentage, ..
+            },
+        ) => {
+            if *read_percentage > MAX_TRAFFIC_STEP + 1e-9 {
+                return Err(ControlError::bad(format!(
+                    "Cannot change read_percentage by more than 0.25 per update (current 0.00, requested {read_percentage:.2})"
+                )));
+            }
+            Ok(true)
+        }
+        (Strategy::Canary { .. }, Strategy::ShadowTraffic {}) => Ok(true),
+        _ => Ok(false),
+    }
+}
+
 /// Applies a status action, mapping an illegal transition to the seed's 409.
 pub(crate) fn step(m: &mut Migration, action: Action) -> Result<(), ControlError> {
     m.status = transition(m.status, action).map_err(|e| ControlError::Migration(e.to_string()))?;
@@ -168,7 +194,7 @@ impl Control {
         };
         let live = m.status.routes_traffic() || m.status == Status::RollingBack;
         if let Some(s) = strategy {
-            if live && s.type_name() != m.strategy.type_name() {
+            if live && s.type_name() != m.strategy.type_name() && !live_switch(&m.strategy, &s)? {
                 return Err(ControlError::Migration(format!(
                     "Cannot change strategy type of migration in status: {}",
                     m.status.pascal()
@@ -230,5 +256,28 @@ impl Control {
         self.stop_copies(&mut inner, org_id, &id, None);
         crate::status_metrics::forget(&crate::model::dp_key(org_id, &id));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Strategy {
+        Strategy::parse(Some(&v)).unwrap()
+    }
+
+    #[test]
+    fn live_strategy_switches() {
+        let shadow = parse(json!({"type": "shadow_traffic"}));
+        let canary = |p: f64| parse(json!({"type": "canary", "read_percentage": p}));
+        let big_bang = parse(json!({"type": "big_bang"}));
+        assert!(live_switch(&shadow, &canary(0.05)).unwrap());
+        assert!(live_switch(&shadow, &canary(0.25)).unwrap());
+        assert!(live_switch(&shadow, &canary(0.3)).is_err());
+        assert!(live_switch(&canary(0.5), &shadow).unwrap());
+        assert!(!live_switch(&shadow, &big_bang).unwrap());
+        assert!(!live_switch(&big_bang, &canary(0.0)).unwrap());
     }
 }

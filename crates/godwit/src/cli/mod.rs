@@ -60,7 +60,7 @@ struct Reason {
 
 #[derive(Debug, Subcommand)]
 enum Op {
-    /// List migrations (id, status, strategy, data rule, last change).
+    /// List migrations (id, status, strategy, last change, description).
     List {
         /// Only migrations in this status (pending, running, completed, ...).
         #[arg(long)]
@@ -332,7 +332,11 @@ async fn dispatch(cmd: MigrationsCmd) -> Result<ExitCode, CliError> {
                 ],
             );
             let v = c.send(Method::POST, &path(&id, "verify"), b).await?;
-            out(&v);
+            if json_out {
+                out(&v);
+            } else {
+                print!("{}", verify_summary(&v));
+            }
             if differences(&v).is_some_and(|n| n > 0) {
                 return Ok(ExitCode::FAILURE);
             }
@@ -359,29 +363,55 @@ async fn dispatch(cmd: MigrationsCmd) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The number of keys that still differ in a verify report: the sum of its per-reason
-/// counts (`missing_in_target`, `extra_in_target`, `value_mismatch`, `ttl_mismatch`), or a
-/// `differences` count or list.
+/// The number of keys that still differ in a verify answer (`differing`, or `consistent`).
 fn differences(v: &Value) -> Option<u64> {
-    let v = v.get("report").unwrap_or(v);
-    let reasons = [
-        "missing_in_target",
-        "extra_in_target",
-        "value_mismatch",
-        "ttl_mismatch",
-    ];
-    let counts: Vec<u64> = reasons
-        .iter()
-        .filter_map(|k| v.get(*k).and_then(Value::as_u64))
-        .collect();
-    if !counts.is_empty() {
-        return Some(counts.iter().sum());
+    v.get("differing")
+        .and_then(Value::as_u64)
+        .or_else(|| match v.get("consistent") {
+            Some(Value::Bool(true)) => Some(0),
+            Some(Value::Bool(false)) => Some(1),
+            _ => None,
+        })
+}
+
+/// A verify answer as text: the verdict, then one line per interlay and its first differences.
+fn verify_summary(v: &Value) -> String {
+    let n = |v: &Value, k: &str| progress::thousands(v[k].as_u64().unwrap_or(0));
+    let mut out = match differences(v) {
+        Some(0) => "consistent: 0 differing keys".to_string(),
+        Some(d) => format!("NOT consistent: {} differing keys", progress::thousands(d)),
+        None => "verify answered without a verdict".to_string(),
+    };
+    out.push_str(&format!(
+        " ({} mode, {} rounds)\n",
+        v["mode"].as_str().unwrap_or("?"),
+        v["rounds"].as_u64().unwrap_or(0)
+    ));
+    for m in v["interlays"].as_array().into_iter().flatten() {
+        let r = &m["report"];
+        out.push_str(&format!(
+            "  {}: {} -> {}: {} keys checked, {} matched, {} missing in target, {} extra in \
+             target, {} value and {} TTL mismatches, {} resolved by re-check\n",
+            m["interlay"].as_str().unwrap_or("?"),
+            m["source"].as_str().unwrap_or("?"),
+            m["target"].as_str().unwrap_or("?"),
+            n(r, "keys_checked"),
+            n(r, "matched"),
+            n(r, "missing_in_target"),
+            n(r, "extra_in_target"),
+            n(r, "value_mismatch"),
+            n(r, "ttl_mismatch"),
+            n(r, "resolved_by_recheck"),
+        ));
+        for d in r["differences"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "    {} ({})\n",
+                d["key"].as_str().unwrap_or("?"),
+                d["reason"].as_str().unwrap_or("?")
+            ));
+        }
     }
-    match v.get("differences") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::Array(a)) => Some(a.len() as u64),
-        _ => None,
-    }
+    out
 }
 
 /// Strings as they are (`migration commit completed`), anything else as pretty JSON.
@@ -395,30 +425,20 @@ fn print_value(v: &Value, json_out: bool) {
     }
 }
 
-/// The list view as an aligned table.
+/// The list view as an aligned table (the description last, it may hold spaces).
 fn list_table(v: &Value) -> String {
-    let empty = Vec::new();
     let rows: Vec<[String; 5]> = v
         .as_array()
-        .unwrap_or(&empty)
-        .iter()
+        .into_iter()
+        .flatten()
         .map(|m| {
             let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
-            let data = match &m["data"] {
-                Value::String(s) => s.clone(),
-                Value::Object(o) => o
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_string(),
-                _ => "-".into(),
-            };
             [
                 s("id"),
                 s("status"),
                 m["strategy"]["type"].as_str().unwrap_or("-").to_string(),
-                data,
                 s("updated_at"),
+                m["description"].as_str().unwrap_or("").to_string(),
             ]
         })
         .collect();
@@ -426,8 +446,8 @@ fn list_table(v: &Value) -> String {
         "ID".to_string(),
         "STATUS".into(),
         "STRATEGY".into(),
-        "DATA".into(),
         "UPDATED".into(),
+        "DESCRIPTION".into(),
     ];
     let mut w = [0usize; 5];
     for r in std::iter::once(&head).chain(&rows) {
@@ -456,15 +476,15 @@ mod tests {
     fn table() {
         let v = json!([
             {"id": "to_new", "status": "running", "strategy": {"type": "canary"},
-             "data": {"type": "scan", "replace": "replace"}, "updated_at": "2024-01-15T10:30:00Z"},
-            {"id": "b", "status": "pending", "strategy": {"type": "big_bang"}, "data": "none",
-             "updated_at": "2024-01-15T10:31:00Z"}
+             "updated_at": "2024-01-15T10:30:00Z", "description": "move to new"},
+            {"id": "b", "status": "pending", "strategy": {"type": "big_bang"},
+             "updated_at": "2024-01-15T10:31:00Z", "description": null}
         ]);
         assert_eq!(
             list_table(&v),
-            "ID      STATUS   STRATEGY  DATA  UPDATED\n\
-             to_new  running  canary    scan  2024-01-15T10:30:00Z\n\
-             b       pending  big_bang  none  2024-01-15T10:31:00Z\n"
+            "ID      STATUS   STRATEGY  UPDATED               DESCRIPTION\n\
+             to_new  running  canary    2024-01-15T10:30:00Z  move to new\n\
+             b       pending  big_bang  2024-01-15T10:31:00Z\n"
         );
     }
 
@@ -476,12 +496,22 @@ mod tests {
 
     #[test]
     fn verify_differences() {
-        assert_eq!(differences(&json!({"differences": 0})), Some(0));
-        assert_eq!(differences(&json!({"differences": [1, 2]})), Some(2));
         assert_eq!(
-            differences(&json!({"missing_in_target": 1, "value_mismatch": 2, "differences": []})),
-            Some(3)
+            differences(&json!({"differing": 0, "consistent": true})),
+            Some(0)
         );
+        assert_eq!(differences(&json!({"differing": 3})), Some(3));
+        assert_eq!(differences(&json!({"consistent": false})), Some(1));
         assert_eq!(differences(&json!({})), None);
+        let v = json!({"migration_id": "m", "mode": "full", "rounds": 3, "consistent": false,
+            "differing": 1, "interlays": [{"interlay": "main", "source": "old", "target": "new",
+            "report": {"keys_checked": 1000, "matched": 999, "missing_in_target": 1,
+                       "differences": [{"key": "k:1", "reason": "missing_in_target"}]}}]});
+        assert_eq!(
+            verify_summary(&v),
+            "NOT consistent: 1 differing keys (full mode, 3 rounds)\n  main: old -> new: 1,000 \
+             keys checked, 999 matched, 1 missing in target, 0 extra in target, 0 value and 0 \
+             TTL mismatches, 0 resolved by re-check\n    k:1 (missing_in_target)\n"
+        );
     }
 }
