@@ -325,3 +325,38 @@ async fn resp3_clients_share_connections_and_are_dual_written() {
     assert_eq!(c.cmd(&["GET", "missing"]).await.unwrap(), Reply::Nil);
     p.godwit.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nondeterministic_dual_writes_are_queued_for_repair() {
+    let p = pair().await;
+    route(
+        &p,
+        1,
+        canary(0.0, Writes::Dual(Policy::OldAuthoritative)),
+        false,
+    );
+    let mut c = p.godwit.raw().await.unwrap();
+    assert!(c
+        .cmd(&["XADD", "stream", "*", "f", "v"])
+        .await
+        .unwrap()
+        .as_bytes()
+        .is_some());
+    c.cmd(&["XADD", "stream", "5-1", "f", "v"]).await.unwrap();
+    c.cmd(&["SADD", "set", "a", "b"]).await.unwrap();
+    c.cmd(&["SPOP", "set"]).await.unwrap();
+    c.cmd(&["SET", "plain", "1"]).await.unwrap();
+    let report = p.godwit.app().proxy().reports.get("m").unwrap();
+    assert_eq!(report.secondary_failures, 0);
+    let queued: Vec<_> = report
+        .repair
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(
+        queued,
+        ["stream", "set"],
+        "XADD * and SPOP are re-copied from the authoritative side"
+    );
+    p.godwit.shutdown().await;
+}

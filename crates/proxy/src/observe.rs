@@ -102,23 +102,25 @@ impl Reports {
         r.repair.drain(..n).collect()
     }
 
-    /// One dual write resolved: `diverged` if exactly one side failed (the key is queued for
-    /// repair), `new_failed` if that side was new. One lock per dual write.
+    /// One dual write resolved: `diverged` if exactly one side failed, `new_failed` if that side
+    /// was new; the key is queued for repair if it diverged or the write is `nondeterministic`
+    /// (the sides may have picked different ids or members). One lock per dual write.
     pub(crate) fn dual_write(
         &self,
         migration: &Id,
         diverged: bool,
         new_failed: bool,
+        nondeterministic: bool,
         key: Option<&[u8]>,
     ) {
         let mut all = self.lock();
         let r = all.entry(migration.clone()).or_default();
         r.dual_writes += 1;
         r.new_failures += u64::from(new_failed);
-        if !diverged {
+        r.secondary_failures += u64::from(diverged);
+        if !diverged && !nondeterministic {
             return;
         }
-        r.secondary_failures += 1;
         if let Some(k) = key {
             if r.repair.len() < MAX_REPAIR {
                 r.repair.push_back(Bytes::copy_from_slice(k));

@@ -48,6 +48,16 @@ pub(super) fn for_each_key(
     }
 }
 
+/// True for writes whose effect each side decides for itself (`XADD` with an `*` id, `SPOP`):
+/// under dual write the sides may differ, so the key is re-copied from the authoritative side.
+pub(super) fn nondeterministic(buf: &[u8], cmd: &Command, info: Option<&CommandInfo>) -> bool {
+    match info.map(|i| i.name) {
+        Some("spop") => true,
+        Some("xadd") => (2..cmd.argc).any(|i| cmd.arg(buf, i) == Some(&b"*"[..])),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,7 +153,8 @@ impl Client {
                         fa && !fb && self.sources.is_new(p.primary)
                     };
                     let reports = &self.shared.reports;
-                    reports.dual_write(m, fa != fb, new_failed, first_key);
+                    let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
+                    reports.dual_write(m, fa != fb, new_failed, nondet, first_key);
                 }
                 if p.copying {
                     if let (Some(m), Some((buf, c)), Some(info)) = (&migration, req, info) {
