@@ -1083,8 +1083,8 @@ async fn migration_lifecycle_repoints_the_interlay() -> Result {
     assert_eq!(get(&mut new, "after").await?, Reply::bulk("cutover"));
     assert_eq!(
         get(&mut old, "after").await?,
-        Reply::Nil,
-        "old no longer written"
+        Reply::bulk("cutover"),
+        "old kept current after completion (reverse dual writes), so a rollback loses nothing"
     );
     // Completed is final for the ramp; the interlay is free for another migration.
     api.patch(&format!("{m}/traffic"), json!({"read_percentage": 0.75}))

@@ -245,7 +245,7 @@ pub fn build_table(state: &State, version: u64, me: &Instance) -> RoutingTable {
 }
 
 fn route_of(org: &str, os: &OrgState, interlay: &str, me: &Instance) -> Option<MigrationRoute> {
-    os.migrations.values().find_map(|m| {
+    let running = os.migrations.values().find_map(|m| {
         if !m.status.routes_traffic() {
             return None;
         }
@@ -259,7 +259,33 @@ fn route_of(org: &str, os: &OrgState, interlay: &str, me: &Instance) -> Option<M
             dp_key(org, &member.target),
             me,
         ))
-    })
+    });
+    running.or_else(|| reverse_route(org, os, interlay))
+}
+
+/// After a migration completed, the interlay serves the new endpoint and keeps writing to the
+/// old one too (new authoritative), so a rollback after completion loses nothing. This lasts
+/// while the interlay still serves that migration's target and the migration exists; deleting
+/// the migration decommissions the old side.
+fn reverse_route(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRoute> {
+    let current = &os.interlays.get(interlay)?.endpoint;
+    os.migrations
+        .values()
+        .filter(|m| m.status == crate::status::Status::Completed)
+        .filter_map(|m| {
+            let member = m.interlays.iter().find(|x| {
+                x.interlay == interlay && x.state == MemberState::Completed && x.target == *current
+            })?;
+            Some((m, member))
+        })
+        .max_by_key(|(m, _)| m.completed_at)
+        .map(|(m, member)| {
+            MigrationRoute::new(
+                dp_key(org, &m.id),
+                dp_key(org, &member.source),
+                godwit_router::Rule::BlueGreen { active_is_new: false },
+            )
+        })
 }
 
 /// The org's state, or an empty one (an org with nothing has nothing to find).

@@ -142,7 +142,10 @@ async fn full_lifecycle_publishes_routes() {
     c.complete(org, "m1", &json!({})).await.unwrap();
     let route = dp.last().interlay("cache").unwrap().clone();
     assert_eq!(&*route.endpoint, "new");
-    assert!(route.migration.is_none());
+    // the old side is kept current (reverse dual writes, new authoritative) for a rollback
+    let reverse = route.migration.expect("reverse route after completion");
+    assert_eq!(&*reverse.target, "old");
+    assert_eq!(reverse.rule, godwit_router::Rule::BlueGreen { active_is_new: false });
     // Rollback after completion re-points the interlay to the source.
     c.rollback(org, "m1", &json!({"reason":"oops"}))
         .await
