@@ -70,6 +70,7 @@ impl From<ControlError> for ApiError {
             ErrorClass::Conflict | ErrorClass::Migration => StatusCode::CONFLICT,
             ErrorClass::Unavailable => StatusCode::NOT_IMPLEMENTED,
             ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorClass::BadGateway => StatusCode::BAD_GATEWAY,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "control plane failure");

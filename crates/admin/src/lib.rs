@@ -7,6 +7,7 @@ pub mod auth;
 pub mod auth_config;
 pub mod error;
 pub mod extract;
+pub mod mcp;
 pub mod openapi;
 pub mod routes;
 

@@ -195,6 +195,19 @@ impl DataPlane for AppDataPlane {
         latency_buckets(&godwit_telemetry::prometheus().render(), id)
     }
 
+    fn execute(
+        &self,
+        endpoint: &str,
+        args: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>> {
+        let pool = self.lock().pools.get(endpoint).map(|(_, p)| p.clone());
+        let endpoint = endpoint.to_string();
+        Box::pin(async move {
+            let pool = pool.ok_or_else(|| format!("endpoint '{endpoint}' is not registered"))?;
+            execute_on(&pool, &args).await.map(Some)
+        })
+    }
+
     fn probe(&self, url: &str) -> BoxFuture<'_, Result<EndpointProbe, String>> {
         let url = url.to_string();
         Box::pin(async move {
@@ -208,6 +221,39 @@ impl DataPlane for AppDataPlane {
         })
     }
 }
+
+/// Longest a template command may take before the call answers 502.
+const EXECUTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one command on a shared pipelined connection of `pool` (the same connections the
+/// interlays use: no extra socket per call) and returns its one raw reply. The connection
+/// task answers `-ERR godwit: …` when the endpoint is down; that is an `Err` here.
+async fn execute_on(pool: &Pool, args: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut data = bytes::BytesMut::new();
+    godwit_resp::encode::command(&mut data, args);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let req = godwit_backend::Request {
+        data: data.freeze(),
+        count: 1,
+        reply: tx,
+    };
+    // spread calls over the shared connections like client connections are
+    let slot = NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pool.shared(slot)
+        .send(req)
+        .map_err(|_| "connection closed".to_string())?;
+    let reply = tokio::time::timeout(EXECUTE_TIMEOUT, rx.recv())
+        .await
+        .map_err(|_| format!("no reply within {}s", EXECUTE_TIMEOUT.as_secs()))?
+        .ok_or_else(|| "connection closed before the reply".to_string())?;
+    if reply.data.starts_with(b"-ERR godwit:") {
+        let text = String::from_utf8_lossy(&reply.data[1..]);
+        return Err(text.trim_end().to_string());
+    }
+    Ok(reply.data.to_vec())
+}
+
+static NEXT_SLOT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The cumulative buckets of endpoint `id`'s backend latency histogram in Prometheus text
 /// (`godwit_backend_latency_seconds_bucket{endpoint="id",le="0.001"} 42`), ascending.

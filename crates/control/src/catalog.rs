@@ -1,5 +1,5 @@
-//! Minimal templates and APIs: validated storage (create, list, get, delete) so migrations can
-//! bind them. Running them (`POST /templates/{t}`, `POST /apis/{a}`) is a later engine.
+//! Templates and APIs: validated storage (create, list, get, delete). Running them
+//! (`POST /templates/{t}`, `POST /apis/{a}`) is `api_run`; definitions are `template`.
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -46,6 +46,7 @@ impl Control {
             b.req_str("command")?;
         }
         check_description(&b.opt_str("description")?)?;
+        crate::template::TemplateDef::parse(body)?;
         let mut inner = self.lock().await;
         let os = org(&inner.state, org_id);
         if os.templates.contains_key(&id) {

@@ -87,6 +87,8 @@ pub struct Control {
     pub(crate) cfg: ControlConfig,
     /// Itself, for the tasks that supervise copies.
     pub(crate) me: std::sync::Weak<Control>,
+    /// What API calls did per migration (templates and APIs run over HTTP).
+    pub(crate) api_traffic: crate::api_run::ApiTrafficMap,
 }
 
 impl std::fmt::Debug for Control {
@@ -144,6 +146,7 @@ impl Control {
             dataplane,
             cfg,
             me: me.clone(),
+            api_traffic: Default::default(),
         });
         let mut inner = control.inner.lock().await;
         control.publish(&mut inner);

@@ -116,6 +116,16 @@ pub trait DataPlane: Send + Sync + 'static {
     fn endpoint_latency(&self, _id: &str) -> Vec<(f64, u64)> {
         Vec::new()
     }
+    /// Runs one command (`args[0]` is its name) on endpoint `id` (data-plane key) and returns
+    /// its one complete raw RESP2 reply (a Redis error reply is `Ok`). `Ok(None)`: no command
+    /// engine here (501); `Err`: the endpoint is unreachable or timed out (502).
+    fn execute(
+        &self,
+        _endpoint: &str,
+        _args: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A data plane that does nothing: for unit tests of the control plane.

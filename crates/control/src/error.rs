@@ -16,6 +16,8 @@ pub enum ErrorClass {
     Unavailable,
     /// The proxy itself failed: store or data-plane error (500).
     Internal,
+    /// A Redis endpoint behind the proxy could not be reached or answered garbage (502).
+    BadGateway,
 }
 
 /// Every failure of a control-plane operation.
@@ -53,6 +55,12 @@ pub enum ControlError {
     /// The data plane refused an operation in a way the caller cannot fix.
     #[error("data plane error: {0}")]
     DataPlane(String),
+    /// Redis answered a template's command with an error reply (the caller's input, 400).
+    #[error("{0}")]
+    Redis(String),
+    /// A template's endpoint is unreachable (502).
+    #[error("{0}")]
+    Backend(String),
 }
 
 impl ControlError {
@@ -75,7 +83,8 @@ impl ControlError {
             Self::MigrationNotFound(_) | Self::NotFound { .. } | Self::Missing(_) => {
                 ErrorClass::NotFound
             }
-            Self::BadRequest(_) => ErrorClass::BadRequest,
+            Self::BadRequest(_) | Self::Redis(_) => ErrorClass::BadRequest,
+            Self::Backend(_) => ErrorClass::BadGateway,
             Self::Conflict(_) => ErrorClass::Conflict,
             Self::Migration(_) => ErrorClass::Migration,
             Self::Unavailable(_) => ErrorClass::Unavailable,
@@ -94,6 +103,8 @@ impl ControlError {
             Self::Migration(_) => "Migration error",
             Self::Unavailable(_) => "Not Implemented",
             Self::Store(_) | Self::DataPlane(_) => "Internal error",
+            Self::Redis(_) => "Redis error",
+            Self::Backend(_) => "Bad Gateway",
         }
     }
 }

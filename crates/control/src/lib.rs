@@ -23,6 +23,7 @@
 //! - Errors: `Not found` for migrations (seed), `Not Found` for other resources, 409
 //!   `Migration error` for illegal transitions and active-member conflicts.
 
+mod api_run;
 pub mod body;
 mod bootstrap;
 pub mod casing;
@@ -44,6 +45,7 @@ mod ops_interlays;
 mod ops_listeners;
 mod ops_migrations;
 mod probes;
+pub mod resp_json;
 mod rollback;
 pub mod rules;
 pub mod status;
@@ -51,6 +53,7 @@ mod status_metrics;
 pub mod store;
 pub mod strategy;
 mod strategy_check;
+pub mod template;
 mod verify_op;
 mod views;
 

@@ -246,6 +246,7 @@ impl Control {
         for a in m.apis.iter_mut().filter(|a| a.state == MemberState::Active) {
             a.state = MemberState::Completed;
         }
+        crate::api_run::switch_bindings(os, &id);
         for (il, target) in repoint {
             if let Some(i) = os.interlays.get_mut(&il) {
                 i.endpoint = target;

@@ -104,6 +104,7 @@ impl Control {
             api,
             bindings: resolved,
             state: MemberState::Attached,
+            original_bindings: None,
         });
         self.commit(&mut inner, next).await
     }

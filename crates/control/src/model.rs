@@ -184,6 +184,9 @@ pub struct ApiMember {
     pub bindings: Vec<Binding>,
     /// Member state.
     pub state: MemberState,
+    /// The API's bindings before completion switched them (restored by a rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_bindings: Option<Value>,
 }
 
 /// Copy progress, filled by the data mover (zero until it runs).

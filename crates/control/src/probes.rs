@@ -223,6 +223,7 @@ impl Control {
             "source": health[0], "target": health[1], "ready_for_cutover": ready,
             "shadow_mismatches": mismatches,
             "traffic": traffic.unwrap_or_else(|| json!({})),
+            "api_traffic": self.api_traffic_report(&crate::model::dp_key(org_id, &m.id)).unwrap_or_else(|| json!({})),
         }))
     }
 

@@ -66,6 +66,9 @@ pub(crate) fn roll_back_members(
             }
         }
     }
+    if only.is_none() {
+        crate::api_run::restore_bindings(os, mid);
+    }
     if let Some(m) = os.migrations.get_mut(mid) {
         for x in m
             .interlays

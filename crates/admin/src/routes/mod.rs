@@ -87,10 +87,23 @@ pub fn build(state: AdminState) -> Router {
         )
         .route(
             "/api/v1/templates/{template}",
-            get(r::get_template).delete(r::delete_template),
+            get(r::get_template)
+                .post(r::run_template)
+                .delete(r::delete_template),
+        )
+        .route(
+            "/api/v1/templates/{template}/render",
+            post(r::render_template),
         )
         .route("/api/v1/apis", get(r::list_apis).post(r::create_api))
-        .route("/api/v1/apis/{api}", get(r::get_api).delete(r::delete_api))
+        .route(
+            "/api/v1/apis/{api}",
+            get(r::get_api).post(r::run_api).delete(r::delete_api),
+        )
+        .route(
+            "/api/v1/mcp/migrations",
+            post(crate::mcp::post).delete(crate::mcp::delete),
+        )
         .route("/api/v1/migrations", get(m::list).post(m::create))
         .route(mid, get(m::get).patch(m::patch).delete(m::delete))
         .route(&format!("{mid}/api/{{api}}"), post(m::add_api))

@@ -180,6 +180,40 @@ pub async fn create_api(State(s): State<AdminState>, c: Caller, JsonBody(b): Jso
 pub async fn get_api(State(s): State<AdminState>, c: Caller, Path(id): Path<String>) -> R {
     Ok(ok(s.control.get_api(c.require(Role::Read)?, &id).await?))
 }
+/// `POST /templates/{t}`: run with a JSON object of field values (role `write`).
+pub async fn run_template(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> R {
+    Ok(ok(s
+        .control
+        .run_template(c.require(Role::Write)?, &id, &b)
+        .await?))
+}
+/// `POST /templates/{t}/render`: the command and arguments, not run (role `read`).
+pub async fn render_template(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> R {
+    Ok(ok(s
+        .control
+        .render_template(c.require(Role::Read)?, &id, &b)
+        .await?))
+}
+/// `POST /apis/{a}`: run the bindings in order → `{template_id: result}` (role `write`).
+pub async fn run_api(
+    State(s): State<AdminState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> R {
+    let org = c.require(Role::Write)?;
+    Ok(ok(s.control.run_api(org, &id, &b, &c.0.subject).await?))
+}
 /// `DELETE /apis/{a}`.
 pub async fn delete_api(State(s): State<AdminState>, c: Caller, Path(id): Path<String>) -> R {
     s.control.delete_api(c.require(Role::Admin)?, &id).await?;

@@ -115,6 +115,18 @@ pub const ROUTES: &[RouteDoc] = &[
         "Get a template",
     ),
     (
+        "POST",
+        "/api/v1/templates/{template}",
+        Some("write"),
+        "Run a template (body: field values)",
+    ),
+    (
+        "POST",
+        "/api/v1/templates/{template}/render",
+        Some("read"),
+        "Render a template without running it",
+    ),
+    (
         "DELETE",
         "/api/v1/templates/{template}",
         Some("admin"),
@@ -124,10 +136,28 @@ pub const ROUTES: &[RouteDoc] = &[
     ("POST", "/api/v1/apis", Some("admin"), "Create an API"),
     ("GET", "/api/v1/apis/{api}", Some("read"), "Get an API"),
     (
+        "POST",
+        "/api/v1/apis/{api}",
+        Some("write"),
+        "Run an API → {template_id: result}",
+    ),
+    (
         "DELETE",
         "/api/v1/apis/{api}",
         Some("admin"),
         "Delete an API",
+    ),
+    (
+        "POST",
+        "/api/v1/mcp/migrations",
+        Some("read"),
+        "MCP (JSON-RPC 2.0 over streamable HTTP); tools need their REST role",
+    ),
+    (
+        "DELETE",
+        "/api/v1/mcp/migrations",
+        Some("read"),
+        "End an MCP session",
     ),
     (
         "GET",
