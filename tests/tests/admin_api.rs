@@ -223,7 +223,8 @@ async fn seed_members(env: &Env) -> anyhow::Result<SocketAddr> {
                 "/api/v1/templates",
                 json!({"id": id, "endpoint": "old_redis",
             "kind": kind, "command": command, "args": args,
-            "fields": [{"name": "id", "type": "string", "required": true}]}),
+            "fields": [{"name": "id", "type": "string", "required": true},
+                       {"name": "value", "type": "string", "required": false}]}),
             )
             .await?;
         r.data();
