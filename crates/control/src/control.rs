@@ -286,7 +286,9 @@ fn reverse_route(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRo
             MigrationRoute::new(
                 dp_key(org, &m.id),
                 dp_key(org, &member.source),
-                godwit_router::Rule::BlueGreen { active_is_new: false },
+                godwit_router::Rule::BlueGreen {
+                    active_is_new: false,
+                },
             )
         })
 }
