@@ -17,15 +17,19 @@ struct Pair {
 }
 
 async fn pair() -> Pair {
+    pair_with(|b| b).await
+}
+
+async fn pair_with(
+    f: impl FnOnce(godwit_tests::GodwitFixtureBuilder) -> godwit_tests::GodwitFixtureBuilder,
+) -> Pair {
     let old = RedisServer::start().unwrap();
     let new = RedisServer::start().unwrap();
-    let godwit = GodwitFixture::builder()
+    let builder = GodwitFixture::builder()
         .endpoint("old", &old.url())
         .endpoint("new", &new.url())
-        .interlay("main", "old")
-        .start()
-        .await
-        .unwrap();
+        .interlay("main", "old");
+    let godwit = f(builder).start().await.unwrap();
     Pair { old, new, godwit }
 }
 
@@ -358,5 +362,49 @@ async fn nondeterministic_dual_writes_are_queued_for_repair() {
         ["stream", "set"],
         "XADD * and SPOP are re-copied from the authoritative side"
     );
+    p.godwit.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_secondary_costs_latency_up_to_the_timeout_but_no_errors() {
+    let mut p = pair_with(|b| b.limit("backend_timeout_ms", "300")).await;
+    route(
+        &p,
+        1,
+        canary(0.0, Writes::Dual(Policy::OldAuthoritative)),
+        false,
+    );
+    let mut c = p.godwit.raw().await.unwrap();
+    c.ok(&["SET", "warm", "1"]).await.unwrap();
+    p.new.pause().unwrap();
+    let started = std::time::Instant::now();
+    let sets: Vec<_> = (0..50)
+        .map(|i| cmd(&["SET", &format!("f:{i}"), "v"]))
+        .collect();
+    for r in pipeline(&mut c, &sets).await {
+        assert_eq!(r, Reply::ok(), "old-authoritative hides a frozen new side");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "bounded by the backend timeout, took {waited:?}"
+    );
+    p.new.resume().unwrap();
+    let report = p.godwit.app().proxy().reports.get("m").unwrap();
+    assert_eq!(report.secondary_failures, 50);
+    // after the freeze (and the 100 ms reconnect back-off) the secondary is written again
+    let mut new = p.new.raw().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        c.ok(&["SET", "after", "1"]).await.unwrap();
+        if new.cmd(&["GET", "after"]).await.unwrap() == Reply::bulk("1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new never written again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     p.godwit.shutdown().await;
 }

@@ -101,6 +101,10 @@ pub struct LimitsConfig {
     pub backend_connections: usize,
     /// Backend connect + handshake timeout, ms.
     pub connect_timeout_ms: u64,
+    /// Longest wait for a reply on a shared backend connection, ms, before its pending requests
+    /// fail and it reconnects (0 = wait forever). Blocking commands use dedicated connections,
+    /// which never time out.
+    pub backend_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -111,6 +115,7 @@ impl Default for LimitsConfig {
             max_pipeline: 1024,
             backend_connections: 1,
             connect_timeout_ms: 2000,
+            backend_timeout_ms: 10_000,
         }
     }
 }

@@ -42,6 +42,8 @@ impl Godwit {
         let pool_opts = PoolOptions {
             shared_connections: l.backend_connections,
             connect_timeout: Duration::from_millis(l.connect_timeout_ms),
+            request_timeout: (l.backend_timeout_ms > 0)
+                .then(|| Duration::from_millis(l.backend_timeout_ms)),
         };
         let dataplane = AppDataPlane::new(shared.clone(), pool_opts);
         let mut ccfg = ControlConfig::new(&config.data_dir);

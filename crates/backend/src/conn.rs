@@ -76,6 +76,9 @@ pub(crate) struct ConnSpec {
     pub connect_timeout: Duration,
     /// Endpoint id, the `endpoint` label of this connection's metrics.
     pub label: Arc<str>,
+    /// Shared connections fail their pending requests and reconnect when the oldest has waited
+    /// this long for its reply.
+    pub request_timeout: Option<Duration>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -225,6 +228,13 @@ async fn serve(
         addr: spec.addr.clone(),
         reason,
     };
+    // shared connections only: a dedicated one may carry a blocking command of any length
+    let timeout = spec.request_timeout.filter(|_| !spec.dedicated);
+    let period = timeout.map_or(Duration::from_secs(3600), |t| {
+        (t / 4).max(Duration::from_millis(50))
+    });
+    let mut watchdog = tokio::time::interval(period);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     enqueue(first, &mut pending, &mut wbuf);
 
     let err = loop {
@@ -270,6 +280,14 @@ async fn serve(
             req = rx.recv(), if !closed && wbuf.len() < WBUF_HIGH => match req {
                 Some(r) => enqueue(r, &mut pending, &mut wbuf),
                 None => closed = true,
+            },
+            _ = watchdog.tick(), if timeout.is_some() && !pending.is_empty() => {
+                // a server that stops answering (SIGSTOP, network partition) must not hang
+                // every client sharing this connection: fail what is pending and reconnect
+                let limit = timeout.unwrap_or_default();
+                if pending.front().is_some_and(|p| p.sent.elapsed() > limit) {
+                    break lost(format!("no reply within {} ms", limit.as_millis()));
+                }
             },
         }
     };

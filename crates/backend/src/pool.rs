@@ -16,6 +16,9 @@ pub struct PoolOptions {
     pub shared_connections: usize,
     /// TCP connect + handshake timeout.
     pub connect_timeout: Duration,
+    /// Longest wait for a reply on a shared connection before its pending requests fail and it
+    /// reconnects (`None`: wait forever). Dedicated connections never time out.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for PoolOptions {
@@ -23,6 +26,7 @@ impl Default for PoolOptions {
         Self {
             shared_connections: 1,
             connect_timeout: Duration::from_secs(2),
+            request_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -71,6 +75,7 @@ impl Pool {
                         dedicated: false,
                         connect_timeout: opts.connect_timeout,
                         label: label.clone(),
+                        request_timeout: opts.request_timeout,
                     }))
                 })
                 .collect()
@@ -122,6 +127,7 @@ impl Pool {
             dedicated: true,
             connect_timeout: self.opts.connect_timeout,
             label: self.label.clone(),
+            request_timeout: None,
         }))
     }
 }
@@ -146,6 +152,7 @@ impl Pool {
             dedicated: true,
             connect_timeout: self.opts.connect_timeout,
             label: self.label.clone(),
+            request_timeout: None,
         };
         crate::conn::connect(&spec).await
     }

@@ -29,6 +29,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Probe, BackendError> 
         dedicated: true,
         connect_timeout: timeout,
         label: "probe".into(),
+        request_timeout: None,
     };
     let lost = |reason: String| BackendError::Lost {
         addr: spec.addr.clone(),

@@ -145,7 +145,12 @@ async fn full_lifecycle_publishes_routes() {
     // the old side is kept current (reverse dual writes, new authoritative) for a rollback
     let reverse = route.migration.expect("reverse route after completion");
     assert_eq!(&*reverse.target, "old");
-    assert_eq!(reverse.rule, godwit_router::Rule::BlueGreen { active_is_new: false });
+    assert_eq!(
+        reverse.rule,
+        godwit_router::Rule::BlueGreen {
+            active_is_new: false
+        }
+    );
     // Rollback after completion re-points the interlay to the source.
     c.rollback(org, "m1", &json!({"reason":"oops"}))
         .await
