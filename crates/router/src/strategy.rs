@@ -175,8 +175,8 @@ fn glob_match(pat: &[u8], s: &[u8]) -> bool {
 pub struct CidrRule {
     /// Network address (IPv4 as IPv4-mapped IPv6).
     pub net: u128,
-    /// Prefix length over the 128-bit form.
-    pub prefix: u8,
+    /// Network mask over the 128-bit form (computed once, not per request).
+    pub mask: u128,
     /// The region is switched to new.
     pub to_new: bool,
 }
@@ -198,7 +198,7 @@ impl CidrRule {
         let prefix = if ip.is_ipv4() { 96 + len } else { len };
         Some(Self {
             net: bits & mask(prefix),
-            prefix,
+            mask: mask(prefix),
             to_new,
         })
     }
@@ -206,7 +206,7 @@ impl CidrRule {
     /// True if `ip` is inside the network.
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        ip_bits(ip) & mask(self.prefix) == self.net
+        ip_bits(ip) & self.mask == self.net
     }
 }
 
