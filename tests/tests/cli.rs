@@ -180,23 +180,30 @@ async fn a_migration_driven_from_the_cli() {
         ])
         .await;
     assert_eq!(
-        switched.json()["strategy"]["type"],
-        "canary",
-        "{switched:#?}"
+        switched.ok(),
+        "to_new: running, strategy {\"read_percentage\":0.05,\"type\":\"canary\",\
+         \"write_mode\":{\"mode\":\"dual_write\",\"policy\":\"old_authoritative\"}}\n"
     );
     cli.run(&["traffic", "to_new", "--read-percentage", "0.9"])
         .await
         .fails(1, "Cannot change read_percentage by more than 0.25");
-    for p in ["0.25", "0.5", "0.75", "1"] {
+    let r = cli
+        .run(&[
+            "traffic",
+            "to_new",
+            "--read-percentage",
+            "0.25",
+            "--reason",
+            "ramp",
+        ])
+        .await;
+    assert_eq!(
+        r.ok(),
+        "to_new: read_percentage 0.05 -> 0.25 (reason: ramp)\n"
+    );
+    for p in ["0.5", "0.75", "1"] {
         let r = cli
-            .run(&[
-                "traffic",
-                "to_new",
-                "--read-percentage",
-                p,
-                "--reason",
-                "ramp",
-            ])
+            .run(&["traffic", "to_new", "--read-percentage", p, "--json"])
             .await;
         assert_eq!(
             r.json()["new_percentage"].as_f64(),
@@ -217,7 +224,11 @@ async fn a_migration_driven_from_the_cli() {
     let completed = cli
         .run(&["complete", "to_new", "--reason", "ramp done"])
         .await;
-    assert_eq!(completed.json()["status"], "completed", "{completed:#?}");
+    assert_eq!(
+        completed.ok(),
+        "to_new: completed: migration completed; interlays now serve the target \
+         (reason: ramp done)\n"
+    );
     let verified = cli.run(&["verify", "to_new"]).await;
     assert!(
         verified

@@ -257,7 +257,17 @@ async fn dispatch(cmd: MigrationsCmd) -> Result<ExitCode, CliError> {
         }
         Op::Update { id, body } => {
             let b = body.build(None)?;
-            out(&c.send(Method::PATCH, &path(&id, ""), Some(b)).await?);
+            let v = c.send(Method::PATCH, &path(&id, ""), Some(b)).await?;
+            if json_out {
+                out(&v);
+            } else {
+                println!(
+                    "{}: {}, strategy {}",
+                    v["id"].as_str().unwrap_or(&id),
+                    v["status"].as_str().unwrap_or("?"),
+                    v["strategy"]
+                );
+            }
         }
         Op::Delete { id, force } => {
             let p = path(&id, "") + if force { "?force=true" } else { "" };
@@ -289,24 +299,47 @@ async fn dispatch(cmd: MigrationsCmd) -> Result<ExitCode, CliError> {
                 &reason.reason,
                 &[("read_percentage", json!(read_percentage))],
             );
-            out(&c.send(Method::PATCH, &path(&id, "traffic"), b).await?);
+            let v = c.send(Method::PATCH, &path(&id, "traffic"), b).await?;
+            if json_out {
+                out(&v);
+            } else {
+                println!(
+                    "{}: read_percentage {} -> {}{}",
+                    v["migration_id"].as_str().unwrap_or(&id),
+                    v["old_percentage"],
+                    v["new_percentage"],
+                    reason_suffix(&v)
+                );
+            }
         }
         Op::Pause { id, reason } => {
             let b = reason_body(&reason.reason, &[]);
-            out(&c.send(Method::POST, &path(&id, "pause"), b).await?);
+            status_out(
+                &c.send(Method::POST, &path(&id, "pause"), b).await?,
+                json_out,
+            );
         }
         Op::Resume { id, reason } => {
             let b = reason_body(&reason.reason, &[]);
-            out(&c.send(Method::POST, &path(&id, "resume"), b).await?);
+            status_out(
+                &c.send(Method::POST, &path(&id, "resume"), b).await?,
+                json_out,
+            );
         }
         Op::Complete { id, force, reason } => {
             let force = if force { json!(true) } else { Value::Null };
             let b = reason_body(&reason.reason, &[("force", force)]);
-            out(&c.send(Method::POST, &path(&id, "complete"), b).await?);
+            status_out(
+                &c.send(Method::POST, &path(&id, "complete"), b).await?,
+                json_out,
+            );
         }
         Op::Rollback { id, reason } => {
             let b = reason_body(&reason.reason, &[]);
-            out(&c.send(Method::POST, &path(&id, "rollback"), b).await?);
+            status_out(
+                &c.send(Method::POST, &path(&id, "rollback"), b).await?,
+                json_out,
+            );
         }
         Op::Toggle {
             id,
@@ -412,6 +445,32 @@ fn verify_summary(v: &Value) -> String {
         }
     }
     out
+}
+
+/// ` (reason: …)` when the answer carries a reason.
+fn reason_suffix(v: &Value) -> String {
+    v["reason"]
+        .as_str()
+        .map(|r| format!(" (reason: {r})"))
+        .unwrap_or_default()
+}
+
+/// A lifecycle answer (`{migration_id, status, message?, reason?, warning?}`) as one line.
+fn status_out(v: &Value, json_out: bool) {
+    let (Some(id), Some(st)) = (v["migration_id"].as_str(), v["status"].as_str()) else {
+        return print_value(v, json_out);
+    };
+    if json_out {
+        return print_value(v, true);
+    }
+    let msg = v["message"]
+        .as_str()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    println!("{id}: {st}{msg}{}", reason_suffix(v));
+    if let Some(w) = v["warning"].as_str() {
+        println!("warning: {w}");
+    }
 }
 
 /// Strings as they are (`migration commit completed`), anything else as pretty JSON.

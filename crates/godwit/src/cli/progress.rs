@@ -92,17 +92,20 @@ pub fn line(v: &Value, local_rate: Option<f64>) -> String {
         v["status"].as_str().unwrap_or("?"),
         phase
     )];
-    let (copied, total) = (u(p, "keys_copied"), u(p, "keys_total_estimate"));
+    // scanned against the start-time key count is the pass's progress; copied also counts
+    // re-copies of keys written meanwhile, so it may end above the total
+    let (scanned, total) = (u(p, "keys_scanned"), u(p, "keys_total_estimate"));
     if total > 0 {
-        let pct = (u(p, "keys_scanned").min(total) as f64 * 100.0 / total as f64).floor();
+        let pct = (scanned.min(total) as f64 * 100.0 / total as f64).floor();
         parts.push(format!(
-            "{}/{} keys ({pct:.0}%)",
-            thousands(copied),
+            "{}/{} scanned ({pct:.0}%)",
+            thousands(scanned),
             thousands(total)
         ));
     } else {
-        parts.push(format!("{} keys", thousands(copied)));
+        parts.push(format!("{} scanned", thousands(scanned)));
     }
+    parts.push(format!("{} copied", thousands(u(p, "keys_copied"))));
     let (rate, eta) = rate_eta(p, local_rate);
     if let Some(r) = rate {
         parts.push(format!("{}/s", thousands(r)));
@@ -176,6 +179,7 @@ pub fn summary(v: &Value) -> String {
         ),
     );
     let (rate, eta) = rate_eta(p, None);
+    let eta = eta.filter(|_| phase != Some("done"));
     row(
         "rate",
         format!(
@@ -322,8 +326,8 @@ mod tests {
     fn progress_line() {
         assert_eq!(
             line(&view(), None),
-            "to_new running [scanning] | 45,000/100,000 keys (45%) | 11,000/s | ETA 5s | \
-             dirty 3 | lag 12 ms | mismatches 2/1,234"
+            "to_new running [scanning] | 45,000/100,000 scanned (45%) | 45,000 copied | \
+             11,000/s | ETA 5s | dirty 3 | lag 12 ms | mismatches 2/1,234"
         );
     }
 
