@@ -326,12 +326,64 @@ async fn a_watch_ends_with_the_rollback() {
         .ok();
     cli.run(&["migrate", "m"]).await.ok();
 
-    let watch = {
-        let mut cmd = Command::new(&cli.bin);
-        cmd.args(["migrations", "status", "m", "--watch", "--interval", "0.1"])
-            .args(["--admin", &cli.admin, "--token", &token.token]);
-        tokio::task::spawn_blocking(move || cmd.output())
+    let spawn_watch = || {
+        Command::new(&cli.bin)
+            .args(["migrations", "status", "m", "--watch", "--interval", "0.1"])
+            .args(["--admin", &cli.admin, "--token", &token.token])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     };
+
+    // on a terminal the line is redrawn in place (`script` gives the child a pseudo-terminal)
+    if Command::new("script").arg("--version").output().is_ok() {
+        let line = format!(
+            "{} migrations status m --watch --until-ready --admin {} --token {}",
+            cli.bin.display(),
+            cli.admin,
+            token.token
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let tty = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            tty.starts_with("\r\x1b[2Km running [done]") && tty.contains("ready for cutover"),
+            "{tty:?}"
+        );
+    }
+
+    // Ctrl-C ends a watch with 130
+    let mut interrupted = spawn_watch();
+    // its first line means it is past start-up, with its Ctrl-C handler installed
+    let stdout = interrupted.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(first.starts_with("m running [done]"), "{first}");
+    let sigint = Command::new("kill")
+        .args(["-INT", &interrupted.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigint.success());
+    let out = tokio::task::spawn_blocking(move || interrupted.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+
+    let watching = spawn_watch();
+    let watch = tokio::task::spawn_blocking(move || watching.wait_with_output());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let api = AdminClient::new(godwit.admin_addr(), Some(&token.token));
     api.post("/api/v1/migrations/m/rollback", json!({"reason": "test"}))

@@ -232,7 +232,8 @@ pub fn summary(v: &Value) -> String {
 }
 
 /// Refreshes `GET /migrations/{id}/status` every `interval` until the migration completes
-/// (Ok), fails or is rolled back ([`CliError::Ended`]), or Ctrl-C ([`CliError::Interrupted`]).
+/// (Ok), fails or is rolled back ([`CliError::Ended`]), or Ctrl-C ([`CliError::Interrupted`],
+/// also while a request is in flight).
 pub async fn watch(
     client: &AdminClient,
     id: &str,
@@ -240,8 +241,26 @@ pub async fn watch(
     until_ready: bool,
     json: bool,
 ) -> Result<(), CliError> {
-    let path = format!("/api/v1/migrations/{}/status", seg(id));
     let tty = std::io::stdout().is_terminal() && !json;
+    let r = tokio::select! {
+        r = refresh_loop(client, id, interval, until_ready, json, tty) => r,
+        _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
+    };
+    if tty {
+        println!();
+    }
+    r
+}
+
+async fn refresh_loop(
+    client: &AdminClient,
+    id: &str,
+    interval: Duration,
+    until_ready: bool,
+    json: bool,
+    tty: bool,
+) -> Result<(), CliError> {
+    let path = format!("/api/v1/migrations/{}/status", seg(id));
     let mut last_line = String::new();
     let mut prev: Option<(u64, Instant)> = None;
     let mut local_rate = None;
@@ -270,17 +289,9 @@ pub async fn watch(
         }
         last_line = text;
         match outcome(&v, until_ready) {
-            Outcome::Continue => {}
-            Outcome::Success => {
-                if tty {
-                    let _ = writeln!(stdout);
-                }
-                return Ok(());
-            }
+            Outcome::Continue => tokio::time::sleep(interval).await,
+            Outcome::Success => return Ok(()),
             Outcome::Failure => {
-                if tty {
-                    let _ = writeln!(stdout);
-                }
                 let reason = v["progress"]["error"]
                     .as_str()
                     .map(|e| format!(": {e}"))
@@ -289,15 +300,6 @@ pub async fn watch(
                     "migration {id} is {}{reason}",
                     v["status"].as_str().unwrap_or("?")
                 )));
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => {
-                if tty {
-                    let _ = writeln!(stdout);
-                }
-                return Err(CliError::Interrupted);
             }
         }
     }
