@@ -19,6 +19,7 @@ pub struct GodwitFixtureBuilder {
     interlays: Vec<(String, String, Option<String>)>,
     limits: Vec<(String, String)>,
     extra: String,
+    instance_id: Option<String>,
 }
 
 /// A TOML basic string (JSON string escapes are valid TOML).
@@ -56,6 +57,12 @@ impl GodwitFixtureBuilder {
         self
     }
 
+    /// Sets `[instance] id` (default `godwit-test`), e.g. for several instances of a fleet.
+    pub fn instance_id(mut self, id: &str) -> Self {
+        self.instance_id = Some(id.to_owned());
+        self
+    }
+
     /// Appends raw TOML (extra tables) to the config.
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
@@ -75,9 +82,10 @@ impl GodwitFixtureBuilder {
             limits.push((k.clone(), v.clone()));
         }
         let mut t = format!(
-            "data_dir = {}\n\n[instance]\nid = \"godwit-test\"\nregion = \"local\"\n\n\
+            "data_dir = {}\n\n[instance]\nid = {}\nregion = \"local\"\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n[runtime]\nworker_threads = 1\n\n[limits]\n",
-            quote(&data_dir.to_string_lossy())
+            quote(&data_dir.to_string_lossy()),
+            quote(self.instance_id.as_deref().unwrap_or("godwit-test"))
         );
         for (k, v) in &limits {
             t.push_str(&format!("{k} = {v}\n"));

@@ -71,6 +71,7 @@ impl From<ControlError> for ApiError {
             ErrorClass::Unavailable => StatusCode::NOT_IMPLEMENTED,
             ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorClass::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorClass::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "control plane failure");

@@ -35,6 +35,30 @@ pub struct Config {
     /// Interlays (client listeners) declared statically.
     #[serde(default)]
     pub interlays: Vec<InterlayConfig>,
+    /// Where the control state lives (`[store]`): the file under `data_dir` by default, or a
+    /// Redis shared by a fleet.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `redis://[user:pass@]host:port[/db]` of the Redis shared by the fleet; unset: the file
+    /// store under `data_dir` (docs/fleet.md).
+    pub url: Option<String>,
+    /// Prefix of the store's keys (`<prefix>:state`, `<prefix>:version`, ...).
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "godwit".into(),
+        }
+    }
 }
 
 /// `[instance]`
@@ -45,6 +69,9 @@ pub struct InstanceConfig {
     pub id: String,
     /// Region (geographic strategy matches it).
     pub region: String,
+    /// Added to every non-zero interlay port this instance binds (several fleet instances on
+    /// one host); 0 by default.
+    pub port_offset: u16,
 }
 
 impl Default for InstanceConfig {
@@ -52,6 +79,7 @@ impl Default for InstanceConfig {
         Self {
             id: "godwit-1".into(),
             region: "default".into(),
+            port_offset: 0,
         }
     }
 }
@@ -230,6 +258,14 @@ impl Config {
                     it.listen
                 ));
             }
+        }
+        if let Some(url) = &self.store.url {
+            if let Err(err) = godwit_backend::EndpointSpec::parse(url) {
+                errs.push(format!("store.url: {err}"));
+            }
+        }
+        if self.store.key_prefix.is_empty() {
+            errs.push("store.key_prefix: must not be empty".into());
         }
         errs.extend(self.auth.problems());
         if errs.is_empty() {

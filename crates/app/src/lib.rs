@@ -49,6 +49,9 @@ impl Godwit {
         let mut ccfg = ControlConfig::new(&config.data_dir);
         ccfg.instance_id = config.instance.id.clone();
         ccfg.instance_region = config.instance.region.clone();
+        ccfg.port_offset = config.instance.port_offset;
+        ccfg.store_url = config.store.url.clone();
+        ccfg.store_prefix = config.store.key_prefix.clone();
         ccfg.bootstrap_endpoints = config
             .endpoints
             .iter()
@@ -141,8 +144,10 @@ impl Godwit {
         &self.dataplane
     }
 
-    /// Stops accepting clients and stops the admin API.
+    /// Leaves the fleet (removes the liveness record), stops accepting clients and stops the
+    /// admin API.
     pub async fn shutdown(self) {
+        self.control.leave_fleet(true).await;
         let ids: Vec<String> = self.dataplane_listener_ids();
         for id in ids {
             self.dataplane.stop_interlay(&id).await;

@@ -52,6 +52,13 @@ pub struct ControlConfig {
     pub bootstrap_endpoints: Vec<BootstrapEndpoint>,
     /// Interlays from `proxy.toml`, re-applied at every start and always started.
     pub bootstrap_interlays: Vec<BootstrapInterlay>,
+    /// A Redis shared by a fleet (`[store] url`); `None`: the file store under `data_dir`.
+    pub store_url: Option<String>,
+    /// Key prefix in the shared store (`[store] key_prefix`).
+    pub store_prefix: String,
+    /// Added to every non-zero stored interlay port when this instance binds it, so several
+    /// instances of a fleet can run on one host (`[instance] port_offset`).
+    pub port_offset: u16,
 }
 
 impl ControlConfig {
@@ -64,6 +71,9 @@ impl ControlConfig {
             interlay_host: "0.0.0.0".into(),
             bootstrap_endpoints: Vec::new(),
             bootstrap_interlays: Vec::new(),
+            store_url: None,
+            store_prefix: "godwit".into(),
+            port_offset: 0,
         }
     }
 }
@@ -89,6 +99,8 @@ pub struct Control {
     pub(crate) me: std::sync::Weak<Control>,
     /// What API calls did per migration (templates and APIs run over HTTP).
     pub(crate) api_traffic: crate::api_run::ApiTrafficMap,
+    /// Membership in a fleet sharing a Redis store (`None`: file store).
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 impl std::fmt::Debug for Control {
@@ -98,46 +110,72 @@ impl std::fmt::Debug for Control {
 }
 
 impl Control {
-    /// Opens the file store under `cfg.data_dir`, restores the state, applies the bootstrap
-    /// resources, registers endpoints, publishes the first table and starts the interlays.
+    /// Opens the store (the file store under `cfg.data_dir`, or the fleet's Redis store when
+    /// `cfg.store_url` is set), restores the state, applies the bootstrap resources, registers
+    /// endpoints, publishes the first table and starts the interlays. In a fleet it then
+    /// follows the shared state and reports liveness (`fleet`).
     pub async fn open(
         cfg: ControlConfig,
         dataplane: Arc<dyn DataPlane>,
     ) -> Result<Arc<Control>, ControlError> {
+        if let Some(url) = &cfg.store_url {
+            let store = Arc::new(crate::store_redis::RedisStore::new(url, &cfg.store_prefix)?);
+            let fleet = crate::fleet::Fleet::new(store.clone());
+            return Self::open_inner(cfg, dataplane, store, Some(fleet)).await;
+        }
         let store = FileStore::new(&cfg.data_dir)?;
         Self::open_with_store(cfg, dataplane, Box::new(store)).await
     }
 
-    /// Like [`Control::open`] with any store.
+    /// Like [`Control::open`] with any store (no fleet membership).
     pub async fn open_with_store(
         cfg: ControlConfig,
         dataplane: Arc<dyn DataPlane>,
         store: Box<dyn Store>,
     ) -> Result<Arc<Control>, ControlError> {
-        let mut state = store.load()?.unwrap_or_default();
-        state.format = 1;
+        Self::open_inner(cfg, dataplane, Arc::from(store), None).await
+    }
+
+    async fn open_inner(
+        cfg: ControlConfig,
+        dataplane: Arc<dyn DataPlane>,
+        store: Arc<dyn Store>,
+        fleet: Option<crate::fleet::Fleet>,
+    ) -> Result<Arc<Control>, ControlError> {
+        // A fleet member may lose the race against another instance saving at the same time:
+        // reload and re-apply the bootstrap resources.
+        let mut attempt = 0;
+        let state = loop {
+            attempt += 1;
+            let mut state = store.load()?.unwrap_or_default();
+            state.format = 1;
+            crate::bootstrap::apply(&mut state, &cfg)?;
+            for (org, os) in &state.orgs {
+                for ep in os.endpoints.values() {
+                    let key = dp_key(org, &ep.id);
+                    if let Err(e) = dataplane.upsert_endpoint(&key, &ep.url) {
+                        if ep.from_config {
+                            return Err(ControlError::DataPlane(format!("endpoint '{key}': {e}")));
+                        }
+                        tracing::warn!(endpoint = %key, error = %e, "stored endpoint rejected by the data plane");
+                    }
+                }
+            }
+            match store.save(&state) {
+                Ok(()) => break state,
+                Err(ControlError::Conflict(_)) if attempt < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        };
         let boot_interlays: HashSet<String> = cfg
             .bootstrap_interlays
             .iter()
             .map(|b| b.id.clone())
             .collect();
-        crate::bootstrap::apply(&mut state, &cfg)?;
-        for (org, os) in &state.orgs {
-            for ep in os.endpoints.values() {
-                let key = dp_key(org, &ep.id);
-                if let Err(e) = dataplane.upsert_endpoint(&key, &ep.url) {
-                    if ep.from_config {
-                        return Err(ControlError::DataPlane(format!("endpoint '{key}': {e}")));
-                    }
-                    tracing::warn!(endpoint = %key, error = %e, "stored endpoint rejected by the data plane");
-                }
-            }
-        }
-        store.save(&state)?;
         let control = Arc::new_cyclic(|me| Control {
             inner: Mutex::new(Inner {
                 state,
-                store: Arc::from(store),
+                store,
                 table_version: 0,
                 listening: HashMap::new(),
                 copies: HashMap::new(),
@@ -147,6 +185,7 @@ impl Control {
             cfg,
             me: me.clone(),
             api_traffic: Default::default(),
+            fleet,
         });
         let mut inner = control.inner.lock().await;
         control.publish(&mut inner);
@@ -169,7 +208,11 @@ impl Control {
             .collect();
         for (id, spec) in to_start {
             let key = spec.id.clone();
-            match control.dataplane.start_interlay(spec).await {
+            match control
+                .dataplane
+                .start_interlay(control.local_listen(spec))
+                .await
+            {
                 Ok(addr) => {
                     tracing::info!(interlay = %key, %addr, "interlay listening");
                     inner.listening.insert(key, addr);
@@ -183,6 +226,10 @@ impl Control {
         control.resume_copies(&mut inner);
         drop(inner);
         control.spawn_guards();
+        control.spawn_fleet();
+        if control.fleet.is_some() {
+            control.fleet_heartbeat().await?;
+        }
         Ok(control)
     }
 
@@ -213,9 +260,18 @@ impl Control {
     pub(crate) async fn commit(&self, inner: &mut Inner, next: State) -> Result<(), ControlError> {
         let store = inner.store.clone();
         let snapshot = next.clone();
-        tokio::task::spawn_blocking(move || store.save(&snapshot))
+        let saved = tokio::task::spawn_blocking(move || store.save(&snapshot))
             .await
-            .map_err(|e| ControlError::Store(format!("save task failed: {e}")))??;
+            .map_err(|e| ControlError::Store(format!("save task failed: {e}")))?;
+        if let Err(e) = saved {
+            if matches!(e, ControlError::Conflict(_)) {
+                // another fleet member saved first: catch up so the caller's retry is based on it
+                if let Err(e) = self.sync_locked(inner).await {
+                    tracing::warn!(error = %e, "fleet: reload after a conflict failed");
+                }
+            }
+            return Err(e);
+        }
         inner.state = next;
         self.publish(inner);
         Ok(())

@@ -18,6 +18,8 @@ pub enum ErrorClass {
     Internal,
     /// A Redis endpoint behind the proxy could not be reached or answered garbage (502).
     BadGateway,
+    /// The change was saved but the fleet did not acknowledge it in time (504).
+    GatewayTimeout,
 }
 
 /// Every failure of a control-plane operation.
@@ -61,6 +63,9 @@ pub enum ControlError {
     /// A template's endpoint is unreachable (502).
     #[error("{0}")]
     Backend(String),
+    /// A cutover was saved but not every live fleet instance acknowledged it in time (504).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl ControlError {
@@ -85,6 +90,7 @@ impl ControlError {
             }
             Self::BadRequest(_) | Self::Redis(_) => ErrorClass::BadRequest,
             Self::Backend(_) => ErrorClass::BadGateway,
+            Self::Timeout(_) => ErrorClass::GatewayTimeout,
             Self::Conflict(_) => ErrorClass::Conflict,
             Self::Migration(_) => ErrorClass::Migration,
             Self::Unavailable(_) => ErrorClass::Unavailable,
@@ -105,6 +111,7 @@ impl ControlError {
             Self::Store(_) | Self::DataPlane(_) => "Internal error",
             Self::Redis(_) => "Redis error",
             Self::Backend(_) => "Bad Gateway",
+            Self::Timeout(_) => "Gateway Timeout",
         }
     }
 }

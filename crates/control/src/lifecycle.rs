@@ -255,10 +255,10 @@ impl Control {
         }
         self.commit(&mut inner, next).await?;
         self.stop_copies(&mut inner, org_id, &id, None);
-        Ok(
-            json!({"migration_id": id, "status": Status::Completed, "status_label": "Completed",
-                  "message": "migration completed; interlays now serve the target", "reason": reason}),
-        )
+        drop(inner);
+        let out = json!({"migration_id": id, "status": Status::Completed, "status_label": "Completed",
+                  "message": "migration completed; interlays now serve the target", "reason": reason});
+        self.after_cutover(out, &id, "complete").await
     }
 
     /// `PATCH /migrations/{m}/toggle` `{activate_new, reason?}`: blue_green only, while running.
@@ -301,7 +301,8 @@ impl Control {
                          "active_is_new": now_new, "write_mode": "dual_write", "updated_at": m.updated_at,
                          "reason": reason});
         self.commit(&mut inner, next).await?;
-        Ok(out)
+        drop(inner);
+        self.after_cutover(out, &id, "toggle").await
     }
 
     /// Status of a migration (for callers that only need it).

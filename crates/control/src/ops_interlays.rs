@@ -212,7 +212,7 @@ impl Control {
             listen: il.listen.clone(),
             password: il.password.clone(),
         };
-        match self.dataplane.start_interlay(spec).await {
+        match self.dataplane.start_interlay(self.local_listen(spec)).await {
             Ok(addr) => {
                 inner.listening.insert(key, addr);
                 Ok(())

@@ -216,7 +216,7 @@ impl Control {
             .as_ref()
             .and_then(|t| t.get("shadow_samples").cloned())
             .unwrap_or_else(|| json!([]));
-        Ok(json!({
+        let mut out = json!({
             "migration_id": m.id, "status": m.status, "status_label": m.status.pascal(),
             "phase": m.progress.phase, "progress": m.progress,
             "replication_lag_ms": m.progress.lag_ms, "dirty_backlog": m.progress.dirty_backlog,
@@ -224,7 +224,11 @@ impl Control {
             "shadow_mismatches": mismatches,
             "traffic": traffic.unwrap_or_else(|| json!({})),
             "api_traffic": self.api_traffic_report(&crate::model::dp_key(org_id, &m.id)).unwrap_or_else(|| json!({})),
-        }))
+        });
+        if let Some(fleet) = self.fleet_status() {
+            out["fleet"] = fleet;
+        }
+        Ok(out)
     }
 
     /// `POST /migrations/{m}/refresh`: republishes the routing table and returns the migration.

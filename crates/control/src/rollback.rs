@@ -126,7 +126,8 @@ impl Control {
                          "reason": opts.reason, "warning": warning});
         self.commit(&mut inner, next).await?;
         self.stop_copies(&mut inner, org_id, &id, None);
-        Ok(out)
+        drop(inner);
+        self.after_cutover(out, &id, "rollback").await
     }
 
     /// `POST /migrations/{m}/interlay/{i}/rollback`: one interlay back to its source; the

@@ -1,5 +1,5 @@
-//! Persistence of the control state. [`Store`] is the seam (a Redis-backed store for fleets
-//! comes later); [`FileStore`] is the default: one JSON document under `data_dir`, replaced
+//! Persistence of the control state. [`Store`] is the seam (the Redis-backed store for fleets
+//! is [`crate::store_redis::RedisStore`]); [`FileStore`] is the default: one JSON document under `data_dir`, replaced
 //! atomically (write temp file, fsync, rename, fsync the directory) so a kill -9 at any point
 //! leaves either the old or the new state. The file is readable by its owner only (mode 0600):
 //! it holds the endpoints' and interlays' passwords.
@@ -16,8 +16,19 @@ use crate::ControlError;
 pub trait Store: Send + Sync + 'static {
     /// Loads the last saved state; `None` when nothing was ever saved.
     fn load(&self) -> Result<Option<State>, ControlError>;
-    /// Replaces the saved state; durable when it returns `Ok`.
+    /// Replaces the saved state; durable when it returns `Ok`. A shared store refuses a save
+    /// based on an outdated version with [`ControlError::Conflict`].
     fn save(&self, state: &State) -> Result<(), ControlError>;
+    /// The version (fleet epoch) of the state this store last loaded or saved; 0 for stores
+    /// that only this process writes.
+    fn version(&self) -> u64 {
+        0
+    }
+    /// A state saved by another process since the last load or save, if any (and it becomes
+    /// the base of the next save). Stores that only this process writes have none.
+    fn load_newer(&self) -> Result<Option<State>, ControlError> {
+        Ok(None)
+    }
 }
 
 /// The default store: `<data_dir>/control-state.json`.

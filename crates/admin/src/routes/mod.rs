@@ -65,6 +65,7 @@ pub fn build(state: AdminState) -> Router {
                 .patch(r::patch_endpoint)
                 .delete(r::delete_endpoint),
         )
+        .route("/api/v1/instances", get(r::instances))
         .route("/api/v1/endpoints/{endpoint}/test", post(r::test_endpoint))
         .route(
             "/api/v1/interlays",

@@ -13,6 +13,11 @@ use crate::AdminState;
 
 type R = Result<Response, ApiError>;
 
+/// `GET /instances`: the fleet sharing this instance's store (this instance alone without one).
+pub async fn instances(State(s): State<AdminState>, c: Caller) -> R {
+    c.require(Role::Read)?;
+    Ok(ok(s.control.instances_view().await?))
+}
 /// `GET /endpoints`.
 pub async fn list_endpoints(State(s): State<AdminState>, c: Caller) -> R {
     Ok(ok(json!(

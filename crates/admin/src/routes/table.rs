@@ -33,6 +33,12 @@ pub const ROUTES: &[RouteDoc] = &[
         Some("read"),
         "New JWT for the caller",
     ),
+    (
+        "GET",
+        "/api/v1/instances",
+        Some("read"),
+        "Live fleet instances, their epochs, the last cutover barrier",
+    ),
     ("GET", "/api/v1/endpoints", Some("read"), "List endpoints"),
     (
         "POST",
