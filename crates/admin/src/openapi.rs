@@ -53,6 +53,15 @@ pub fn document() -> Value {
                 "409": {"$ref": "#/components/responses/Error"},
             },
         });
+        if matches!(*path, "/healthz" | "/readyz" | "/metrics") {
+            // probes answer plain objects (or Prometheus text), not the API envelope
+            let body = if *path == "/metrics" {
+                json!({"text/plain": {"schema": {"type": "string"}}})
+            } else {
+                json!({"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}}})
+            };
+            op["responses"] = json!({"200": {"description": summary, "content": body}, "503": {"description": "Not ready"}});
+        }
         match role {
             Some(r) => {
                 op["security"] = json!([{"bearer": []}]);
