@@ -8,8 +8,9 @@
 # 2. the Grafana dashboard: valid JSON, every PromQL expression parsed by promtool
 # 3. systemd-analyze verify of the unit (ExecStart pointed at the built binary: verify insists
 #    the executable exists) and its `systemd-analyze security` exposure score
-# 4. Kubernetes manifests: YAML loads, cross-references (labels, ports, probes, ConfigMap, PVC)
-#    and the ConfigMap's proxy.toml passes `godwit --check`; so does the image's default config
+# 4. Kubernetes manifests (single instance and fleet): YAML loads, cross-references (labels,
+#    ports, probes, volumes, init container, ConfigMap, PVC) and each ConfigMap's proxy.toml
+#    passes `godwit --check`; so does the image's default config
 # 5. a live godwit in front of a redis-server: the Dockerfile's HEALTHCHECK command succeeds,
 #    /readyz answers, and a /metrics scrape passes `promtool check metrics`
 #
@@ -105,10 +106,12 @@ exposure=$(systemd-analyze security --offline=yes "$WORK/godwit.service" 2>/dev/
 
 # --- 4. Kubernetes and configs ---------------------------------------------------------------
 log "Kubernetes manifests and configs"
-$PY - "$DEPLOY/kubernetes" "$WORK/configmap-proxy.toml" <<'PY'
+for variant in "" fleet; do
+    dir="$DEPLOY/kubernetes${variant:+/$variant}"
+    $PY - "$dir" "$WORK/configmap-proxy.toml" <<'PY'
 import sys, yaml, pathlib
 d = pathlib.Path(sys.argv[1])
-docs = {}
+docs, kust = {}, None
 for f in sorted(d.glob("*.yaml")):
     for doc in yaml.safe_load_all(f.read_text()):
         if doc is None:
@@ -134,12 +137,27 @@ for probe in ("readinessProbe", "livenessProbe"):
     assert c[probe]["httpGet"]["port"] in ports, f"{probe} port"
 assert spec["securityContext"]["runAsNonRoot"] is True
 vols = {v["name"]: v for v in spec["volumes"]}
-for m in c["volumeMounts"]:
-    assert m["name"] in vols, f"volume {m['name']}"
-cm = vols["config"]["configMap"]["name"]
-claim = vols["data"]["persistentVolumeClaim"]["claimName"]
-assert ("PersistentVolumeClaim", claim) in docs, f"PVC {claim}"
-config = docs[("ConfigMap", cm)]["data"]["proxy.toml"]
+for ctr in spec.get("initContainers", []) + spec["containers"]:
+    for m in ctr["volumeMounts"]:
+        assert m["name"] in vols, f"{ctr['name']}: volume {m['name']}"
+mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+assert "/etc/godwit" in mounts and "/var/lib/godwit" in mounts, "config and data mounts"
+for v in vols.values():
+    if "persistentVolumeClaim" in v:
+        claim = v["persistentVolumeClaim"]["claimName"]
+        assert ("PersistentVolumeClaim", claim) in docs, f"PVC {claim}"
+cms = [v["configMap"]["name"] for v in vols.values() if "configMap" in v]
+assert len(cms) == 1, "one ConfigMap volume"
+config = docs[("ConfigMap", cms[0])]["data"]["proxy.toml"]
+if "@POD_NAME@" in config:
+    # rendered by an init container into the config volume
+    init = spec["initContainers"][0]
+    assert any(m["mountPath"] == "/etc/godwit" and m["name"] == mounts["/etc/godwit"]
+               for m in init["volumeMounts"]), "the init container writes the config volume"
+    assert "POD_NAME" in {e["name"] for e in init["env"]}
+    config = config.replace("@POD_NAME@", "godwit-0")
+elif vols[mounts["/etc/godwit"]].get("configMap") is None:
+    raise AssertionError("the config volume is not the ConfigMap")
 for (kind, name), doc in docs.items():
     if kind == "Service":
         for k, v in doc["spec"]["selector"].items():
@@ -154,10 +172,11 @@ assert 'data_dir = "/var/lib/godwit"' in config
 assert f'listen = "0.0.0.0:{ports["admin"]}"' in config
 assert f'listen = "0.0.0.0:{ports["redis"]}"' in config
 open(sys.argv[2], "w").write(config)
-print(f"  ok  {len(docs)} Kubernetes objects load and reference each other consistently")
+print(f"  ok  {d.name}/: {len(docs)} Kubernetes objects load and reference each other consistently")
 PY
-"$BIN" --config "$WORK/configmap-proxy.toml" --check >/dev/null
-ok "the ConfigMap's proxy.toml passes godwit --check"
+    "$BIN" --config "$WORK/configmap-proxy.toml" --check >/dev/null
+    ok "the ConfigMap's proxy.toml (${variant:-single instance}) passes godwit --check"
+done
 "$BIN" --config "$DEPLOY/docker/proxy.toml" --check >/dev/null
 ok "deploy/docker/proxy.toml passes godwit --check"
 grep -q '^COPY deploy/docker/proxy.toml /etc/godwit/proxy.toml' "$DEPLOY/docker/Dockerfile"
