@@ -382,6 +382,22 @@ async fn every_documented_metric_is_exported_and_nothing_else() {
         "one current status per migration:\n{text}"
     );
 
+    // the copy gauges follow the migration's progress
+    let copy = &scraped["godwit_copy_keys"].samples;
+    let scanned = copy
+        .iter()
+        .find(|(l, _)| l.contains("migration=\"copy\"") && l.contains("outcome=\"scanned\""))
+        .map(|(_, v)| *v);
+    let phase_done = scraped["godwit_copy_phase"]
+        .samples
+        .iter()
+        .find(|(l, _)| l.contains("migration=\"copy\"") && l.contains("phase=\"done\""))
+        .map(|(_, v)| *v);
+    if copy_runs {
+        assert!(scanned.is_some_and(|n| n >= 1.0), "{text}");
+        assert_eq!(phase_done, Some(1.0), "{text}");
+    }
+
     // a deleted migration's series all drop to 0
     api.delete("/api/v1/migrations/later").await.unwrap().data();
     let after = parse_scrape(&scrape(godwit.admin_addr()).await);

@@ -262,6 +262,7 @@ impl Control {
         }
         let was_done = m.progress.phase == "done";
         m.progress = aggregate(&members, &m.progress);
+        crate::status_metrics::export_progress(&key, &m.progress);
         if let Some(x) = m.interlays.iter_mut().find(|x| x.interlay == member) {
             x.copy_cursor = p.cursor.clone();
             x.copy_pass_done = p.cursor.is_none() && p.phase != "starting";

@@ -35,6 +35,23 @@ pub const PROTOCOL_ERRORS_TOTAL: &str = "godwit_protocol_errors_total";
 /// Migration status: 1 for each migration's current status, 0 for the others, labels
 /// `migration` and `status` (gauge, set by the control plane on every change).
 pub const MIGRATION_STATUS: &str = "godwit_migration_status";
+/// Keys of a migration's data copy so far, by `outcome`: `scanned`, `copied` (re-copies of
+/// keys written meanwhile included), `skipped`, `failed`, `deleted` (gauge, label `migration`).
+pub const COPY_KEYS: &str = "godwit_copy_keys";
+/// The source's key count when the copy started (gauge, label `migration`).
+pub const COPY_KEYS_ESTIMATED: &str = "godwit_copy_keys_estimated";
+/// DUMP payload bytes restored on the target (gauge, label `migration`).
+pub const COPY_BYTES: &str = "godwit_copy_bytes";
+/// Keys copied per second, recent (gauge, label `migration`).
+pub const COPY_RATE: &str = "godwit_copy_rate_keys_per_second";
+/// Seconds left in the scan pass at the current rate; NaN when unknown (gauge).
+pub const COPY_ETA_SECONDS: &str = "godwit_copy_eta_seconds";
+/// Keys written through the proxy waiting for their re-copy (gauge, label `migration`).
+pub const COPY_DIRTY_BACKLOG: &str = "godwit_copy_dirty_backlog";
+/// Age of the oldest waiting dirty key, seconds (gauge, label `migration`).
+pub const COPY_LAG_SECONDS: &str = "godwit_copy_lag_seconds";
+/// Copy phase: 1 for the current `phase`, 0 for the others (gauge, labels `migration`, `phase`).
+pub const COPY_PHASE: &str = "godwit_copy_phase";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -91,6 +108,35 @@ fn describe() {
     metrics::describe_gauge!(
         MIGRATION_STATUS,
         "1 for each migration's current status, 0 for the others"
+    );
+    metrics::describe_gauge!(COPY_KEYS, "Keys of a migration's data copy, by outcome");
+    metrics::describe_gauge!(
+        COPY_KEYS_ESTIMATED,
+        "Source key count when the copy started"
+    );
+    metrics::describe_gauge!(
+        COPY_BYTES,
+        metrics::Unit::Bytes,
+        "Payload bytes restored on the target"
+    );
+    metrics::describe_gauge!(COPY_RATE, "Keys copied per second (recent)");
+    metrics::describe_gauge!(
+        COPY_ETA_SECONDS,
+        metrics::Unit::Seconds,
+        "Seconds left in the scan pass at the current rate (NaN when unknown)"
+    );
+    metrics::describe_gauge!(
+        COPY_DIRTY_BACKLOG,
+        "Keys written through the proxy waiting for their re-copy"
+    );
+    metrics::describe_gauge!(
+        COPY_LAG_SECONDS,
+        metrics::Unit::Seconds,
+        "Age of the oldest waiting dirty key"
+    );
+    metrics::describe_gauge!(
+        COPY_PHASE,
+        "1 for each migration's current copy phase, 0 for the others"
     );
 }
 
