@@ -56,6 +56,11 @@ pub(super) fn equal(mode: Mode, a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// A nil reply (RESP2 null bulk or array, RESP3 null).
+pub(super) fn is_null(r: &[u8]) -> bool {
+    matches!(r, b"$-1\r\n" | b"*-1\r\n" | b"_\r\n")
+}
+
 fn int(r: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(r.strip_prefix(b":")?).ok()?;
     s.trim_end().parse().ok()
@@ -120,5 +125,6 @@ mod tests {
         for (cmd, a, b, want) in cases {
             assert_eq!(equal(mode(cmd), a, b), *want, "{cmd}");
         }
+        assert!(is_null(b"$-1\r\n") && is_null(b"_\r\n") && !is_null(b"$0\r\n\r\n"));
     }
 }
