@@ -26,6 +26,9 @@ pub struct AppDataPlane {
     pool_opts: PoolOptions,
     inner: Mutex<Inner>,
     movers: Arc<Movers>,
+    /// The data-plane runtime: listeners, client tasks and backend connections live there, even
+    /// when the control plane (on its own thread) asks for them.
+    rt: tokio::runtime::Handle,
 }
 
 #[derive(Debug, Default)]
@@ -36,7 +39,7 @@ struct Inner {
 }
 
 impl AppDataPlane {
-    /// A data plane over `shared` (whose table it writes).
+    /// A data plane over `shared` (whose table it writes), serving on the current runtime.
     pub fn new(shared: Arc<ProxyShared>, pool_opts: PoolOptions) -> Arc<Self> {
         let movers = Arc::new(Movers::default());
         shared
@@ -47,6 +50,7 @@ impl AppDataPlane {
             pool_opts,
             inner: Mutex::new(Inner::default()),
             movers,
+            rt: tokio::runtime::Handle::current(),
         })
     }
 
@@ -97,6 +101,8 @@ impl DataPlane for AppDataPlane {
         if inner.pools.get(id).is_some_and(|(u, _)| u == url) {
             return Ok(());
         }
+        // the pool's connection tasks belong to the data-plane runtime
+        let _rt = self.rt.enter();
         let pool = Pool::labeled(id, url, self.pool_opts).map_err(|e| e.to_string())?;
         inner.pools.insert(Id::from(id), (url.to_string(), pool));
         self.store(&inner);
@@ -115,8 +121,13 @@ impl DataPlane for AppDataPlane {
             if let Some((_, addr)) = self.lock().listeners.get(&spec.id) {
                 return Ok(addr.to_string());
             }
-            let listener = TcpListener::bind(&spec.listen)
+            // bound on the data-plane runtime, so its reactor serves the listener
+            let listen = spec.listen.clone();
+            let listener = self
+                .rt
+                .spawn(async move { TcpListener::bind(&listen).await })
                 .await
+                .map_err(|e| format!("cannot listen on {}: {e}", spec.listen))?
                 .map_err(|e| format!("cannot listen on {}: {e}", spec.listen))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             let (tx, rx) = watch::channel(false);
@@ -124,7 +135,8 @@ impl DataPlane for AppDataPlane {
                 id: Id::from(spec.id.as_str()),
                 password: spec.password.map(Arc::from),
             };
-            tokio::spawn(serve_interlay(listener, opts, self.shared.clone(), rx));
+            self.rt
+                .spawn(serve_interlay(listener, opts, self.shared.clone(), rx));
             self.lock().listeners.insert(spec.id.clone(), (tx, addr));
             tracing::info!(interlay = %spec.id, %addr, "interlay listening");
             Ok(addr.to_string())

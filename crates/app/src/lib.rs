@@ -70,40 +70,21 @@ impl Godwit {
                 password: i.password.clone(),
             })
             .collect();
-        let control = Control::open(ccfg, dataplane.clone() as Arc<dyn DataPlane>)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let admin = tokio::net::TcpListener::bind(&config.admin.listen)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot listen on admin address {}: {e}",
-                    config.admin.listen
-                )
+        // The control plane (admin API, migrations, copies, guards) runs on its own thread and
+        // runtime, so its work (JSON, state saves, table builds) never delays proxied traffic.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_admin, stop_rx) = watch::channel(false);
+        let dp = dataplane.clone() as Arc<dyn DataPlane>;
+        let admin_listen = config.admin.listen.clone();
+        let auth = config.auth.clone();
+        std::thread::Builder::new()
+            .name("godwit-control".into())
+            .spawn(move || {
+                control_plane(ccfg, dp, admin_listen, auth, metrics, ready_tx, stop_rx)
             })?;
-        let admin_addr = admin.local_addr()?;
-        // histograms keep raw samples until upkeep folds them into buckets: keep memory flat
-        // whether or not anyone scrapes
-        let upkeep = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                upkeep.run_upkeep();
-            }
-        });
-        let render: godwit_admin::MetricsRender = Arc::new(move || metrics.render());
-        let router = godwit_admin::router(control.clone(), &config.auth, render)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (stop_admin, mut stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let served = axum::serve(admin, router).with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "admin API stopped");
-            }
-        });
+        let (control, admin_addr) = ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the control plane thread ended during start"))??;
         tracing::info!(%admin_addr, "admin API listening");
         Ok(Self {
             dataplane,
@@ -158,4 +139,79 @@ impl Godwit {
     fn dataplane_listener_ids(&self) -> Vec<String> {
         self.dataplane.listener_ids()
     }
+}
+
+type Ready = anyhow::Result<(Arc<Control>, SocketAddr)>;
+
+/// Body of the control-plane thread: opens the control plane, serves the admin API until
+/// `stop` turns true, and keeps the metrics histograms folded.
+fn control_plane(
+    cfg: ControlConfig,
+    dataplane: Arc<dyn DataPlane>,
+    admin_listen: String,
+    auth: godwit_admin::AuthConfig,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    ready: tokio::sync::oneshot::Sender<Ready>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(anyhow::anyhow!(
+                "cannot start the control-plane runtime: {e}"
+            )));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let opened = async {
+            let control = Control::open(cfg, dataplane)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let admin = tokio::net::TcpListener::bind(&admin_listen)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot listen on admin address {admin_listen}: {e}")
+                })?;
+            let addr = admin.local_addr()?;
+            Ok::<_, anyhow::Error>((control, admin, addr))
+        };
+        let (control, admin, addr) = match opened.await {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        // histograms keep raw samples until upkeep folds them into buckets: keep memory flat
+        // whether or not anyone scrapes
+        let upkeep = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        let render: godwit_admin::MetricsRender = Arc::new(move || metrics.render());
+        let router = match godwit_admin::router(control.clone(), &auth, render) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = ready.send(Err(anyhow::anyhow!("{e}")));
+                return;
+            }
+        };
+        if ready.send(Ok((control, addr))).is_err() {
+            return;
+        }
+        let served = axum::serve(admin, router).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
 }
