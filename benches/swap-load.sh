@@ -3,8 +3,11 @@
 # by a running canary migration (dual writes to a second redis-server), with and without a
 # background loop that changes the migration 100 times per second (PATCH /traffic, alternating
 # read_percentage 0.05 and 0.10; each PATCH is persisted and republishes the routing table, which
-# every open client connection picks up at its next command). Runs alternate (quiet, swapping)
-# within each round; medians over ROUNDS.
+# every open client connection picks up at its next command). Runs alternate (quiet, http-only,
+# swapping) within each round; medians over ROUNDS. "http-only" sends the same number of admin
+# requests but reads (GET of the migration), so the cost of the swaps themselves is the
+# difference between it and "swapping" (on a 2-core machine the swapper process and the admin
+# work compete with redis-benchmark and Redis for CPU).
 #
 #   benches/swap-load.sh                 # builds target/release/godwit first
 #   ROUNDS=5 SWAPS_PER_S=100 NO_BUILD=1 benches/swap-load.sh
@@ -63,13 +66,15 @@ api POST migrations/swap/migrate
 # swapper: PATCHes at SWAPS_PER_S, reports the rate it achieved
 cat >"$WORK/swapper.py" <<'PY'
 import json, sys, time, urllib.request
-admin, token, rate, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+admin, token, rate, out, control = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 url = f"http://127.0.0.1:{admin}/api/v1/migrations/swap/traffic"
+if control:  # same HTTP load, no routing change: isolates the cost of the swaps themselves
+    url = f"http://127.0.0.1:{admin}/api/v1/migrations/swap"
 n, start = 0, time.monotonic()
 try:
     while True:
         body = json.dumps({"read_percentage": 0.10 if n % 2 else 0.05}).encode()
-        req = urllib.request.Request(url, data=body, method="PATCH",
+        req = urllib.request.Request(url, data=None if control else body, method="GET" if control else "PATCH",
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         urllib.request.urlopen(req).read()
         n += 1
@@ -92,15 +97,15 @@ log "warm-up"
 run >/dev/null
 RAW="$WORK/raw.tsv"
 for ((r = 1; r <= ROUNDS; r++)); do
-    for mode in quiet swapping; do
-        if [[ $mode == swapping ]]; then
-            python3 "$WORK/swapper.py" "$ADMIN" "$TOKEN" "$SWAPS_PER_S" "$WORK/rate" &
+    for mode in quiet http-only swapping; do
+        if [[ $mode != quiet ]]; then
+            python3 "$WORK/swapper.py" "$ADMIN" "$TOKEN" "$SWAPS_PER_S" "$WORK/rate" "$([[ $mode == http-only ]] && echo 1 || echo 0)" &
             SWAPPER=$!
             sleep 0.5
         fi
         read -r rps p99 < <(run)
         rate=-
-        if [[ $mode == swapping ]]; then
+        if [[ $mode != quiet ]]; then
             rate=$(cat "$WORK/rate" 2>/dev/null || echo "?")
             kill "$SWAPPER" 2>/dev/null || true
             wait "$SWAPPER" 2>/dev/null || true
@@ -115,7 +120,12 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 med = lambda mode, i: statistics.median(float(r[i]) for r in rows if r[1] == mode)
 q_rps, s_rps, q_p99, s_p99 = med("quiet", 2), med("swapping", 2), med("quiet", 3), med("swapping", 3)
+h_rps, h_p99 = med("http-only", 2), med("http-only", 3)
 rates = [r[4] for r in rows if r[1] == "swapping"]
-print(f"| mode | req/s | p99 ms |\n|---|---:|---:|\n| quiet | {q_rps:,.0f} | {q_p99:.3f} |\n| swapping ({', '.join(rates)} swaps/s) | {s_rps:,.0f} | {s_p99:.3f} |")
-print(f"\np99 swapping / quiet: {s_p99 / q_p99:.2f}x; req/s swapping / quiet: {s_rps / q_rps:.2f}x")
+print("| mode | req/s | p99 ms |\n|---|---:|---:|")
+print(f"| quiet | {q_rps:,.0f} | {q_p99:.3f} |")
+print(f"| http-only (GET of the migration at the same rate: the admin load without swaps) | {h_rps:,.0f} | {h_p99:.3f} |")
+print(f"| swapping ({', '.join(rates)} swaps/s) | {s_rps:,.0f} | {s_p99:.3f} |")
+print(f"\np99 swapping / quiet: {s_p99 / q_p99:.2f}x; swapping / http-only: {s_p99 / h_p99:.2f}x; "
+      f"req/s swapping / quiet: {s_rps / q_rps:.2f}x")
 PY
