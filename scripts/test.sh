@@ -36,4 +36,7 @@ else
     cargo test --workspace --no-fail-fast
 fi
 
+step "short fuzz run (request parser, reply scanner)"
+bash scripts/fuzz-ci.sh
+
 step "ok in $((SECONDS - started))s"
