@@ -130,3 +130,33 @@ async fn proxied_with_value() -> (RedisServer, GodwitFixture) {
         .unwrap();
     (redis, godwit)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interlay_max_clients_caps_that_interlay_only() {
+    let redis = RedisServer::start().unwrap();
+    let godwit = GodwitFixture::builder()
+        .endpoint("old", &redis.url())
+        .interlay("main", "old")
+        .extra_toml("[[interlays]]\nid = \"capped\"\nendpoint = \"old\"\nlisten = \"127.0.0.1:0\"\nmax_clients = 1\n")
+        .start()
+        .await
+        .unwrap();
+    let capped = godwit.interlay_addr("capped");
+    let mut a = RespClient::connect(capped).await.unwrap();
+    assert_eq!(a.cmd(&["PING"]).await.unwrap(), Reply::simple("PONG"));
+    let mut b = RespClient::connect(capped).await.unwrap();
+    let r = b.read_reply().await.unwrap();
+    assert!(
+        r.error_text().unwrap().contains("max number of clients"),
+        "{r:?}"
+    );
+    // the other interlay is not affected
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        let mut c = godwit.raw().await.unwrap();
+        assert_eq!(c.cmd(&["PING"]).await.unwrap(), Reply::simple("PONG"));
+        others.push(c);
+    }
+    assert_eq!(a.cmd(&["PING"]).await.unwrap(), Reply::simple("PONG"));
+    godwit.shutdown().await;
+}

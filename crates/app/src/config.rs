@@ -174,6 +174,10 @@ pub struct InterlayConfig {
     /// Password clients must AUTH with.
     #[serde(default)]
     pub password: Option<String>,
+    /// Most client connections this interlay holds at once (`limits.max_clients` still caps
+    /// the whole process).
+    #[serde(default)]
+    pub max_clients: Option<usize>,
     /// Free text.
     #[serde(default)]
     pub description: String,
@@ -251,6 +255,9 @@ impl Config {
                     "interlays[{i}].endpoint: no endpoint '{}'",
                     it.endpoint
                 ));
+            }
+            if it.max_clients == Some(0) {
+                errs.push(format!("interlays[{i}].max_clients: must be at least 1"));
             }
             if it.listen.parse::<SocketAddr>().is_err() {
                 errs.push(format!(

@@ -134,6 +134,7 @@ impl DataPlane for AppDataPlane {
             let opts = InterlayOptions {
                 id: Id::from(spec.id.as_str()),
                 password: spec.password.map(Arc::from),
+                max_clients: spec.max_clients,
             };
             self.rt
                 .spawn(serve_interlay(listener, opts, self.shared.clone(), rx));

@@ -68,6 +68,7 @@ impl Godwit {
                 endpoint: i.endpoint.clone(),
                 listen: i.listen.clone(),
                 password: i.password.clone(),
+                max_clients: i.max_clients,
             })
             .collect();
         // The control plane (admin API, migrations, copies, guards) runs on its own thread and

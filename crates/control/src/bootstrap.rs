@@ -77,6 +77,12 @@ pub(crate) fn apply(state: &mut State, cfg: &ControlConfig) -> Result<(), Contro
         }
         il.listen = b.listen.clone();
         il.password = b.password.clone();
+        if let Value::Object(m) = &mut il.settings {
+            match b.max_clients {
+                Some(n) => m.insert("max_clients".into(), Value::from(n as u64)),
+                None => m.remove("max_clients"),
+            };
+        }
         il.running = true;
         il.from_config = true;
     }

@@ -35,6 +35,8 @@ pub struct BootstrapInterlay {
     pub listen: String,
     /// AUTH password clients must send.
     pub password: Option<String>,
+    /// Most client connections the interlay holds at once.
+    pub max_clients: Option<usize>,
 }
 
 /// Static configuration of the control plane.
@@ -194,16 +196,10 @@ impl Control {
             .orgs
             .iter()
             .flat_map(|(org, os)| {
-                os.interlays.values().filter(|i| i.running).map(move |i| {
-                    (
-                        i.id.clone(),
-                        InterlayListen {
-                            id: dp_key(org, &i.id),
-                            listen: i.listen.clone(),
-                            password: i.password.clone(),
-                        },
-                    )
-                })
+                os.interlays
+                    .values()
+                    .filter(|i| i.running)
+                    .map(move |i| (i.id.clone(), InterlayListen::of(dp_key(org, &i.id), i)))
             })
             .collect();
         for (id, spec) in to_start {

@@ -22,6 +22,25 @@ pub struct InterlayListen {
     pub listen: String,
     /// Password clients must send with AUTH, if any.
     pub password: Option<String>,
+    /// Most client connections this interlay holds at once (`settings.max_clients`); the
+    /// process-wide `limits.max_clients` applies too.
+    pub max_clients: Option<usize>,
+}
+
+impl InterlayListen {
+    /// The listener of stored interlay `il`, under data-plane key `id`.
+    pub fn of(id: String, il: &crate::model::Interlay) -> Self {
+        Self {
+            id,
+            listen: il.listen.clone(),
+            password: il.password.clone(),
+            max_clients: il
+                .settings
+                .get("max_clients")
+                .and_then(|v| v.as_u64())
+                .map(|n| n as usize),
+        }
+    }
 }
 
 /// What probing an endpoint found.

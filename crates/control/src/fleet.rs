@@ -194,11 +194,7 @@ impl Control {
                     os.interlays
                         .values()
                         .filter(|i| i.running)
-                        .map(move |i| InterlayListen {
-                            id: dp_key(org, &i.id),
-                            listen: i.listen.clone(),
-                            password: i.password.clone(),
-                        })
+                        .map(move |i| InterlayListen::of(dp_key(org, &i.id), i))
                 })
                 .collect()
         };

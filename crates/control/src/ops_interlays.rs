@@ -138,6 +138,15 @@ pub(crate) fn read_listen(b: &mut Body, host: &str) -> Result<ListenInput, Contr
                     ))
                 }
             };
+            match m.get("max_clients") {
+                None | Some(Value::Null) => {}
+                Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
+                Some(_) => {
+                    return Err(ControlError::bad(
+                        "settings.max_clients must be a positive integer",
+                    ))
+                }
+            }
             Some((Value::Object(m), pw))
         }
         Some(_) => return Err(ControlError::bad("settings must be an object")),
@@ -207,11 +216,7 @@ impl Control {
     ) -> Result<(), ControlError> {
         self.publish_state(inner, staged);
         let key = dp_key(org_id, &il.id);
-        let spec = InterlayListen {
-            id: key.clone(),
-            listen: il.listen.clone(),
-            password: il.password.clone(),
-        };
+        let spec = InterlayListen::of(key.clone(), il);
         match self.dataplane.start_interlay(self.local_listen(spec)).await {
             Ok(addr) => {
                 inner.listening.insert(key, addr);

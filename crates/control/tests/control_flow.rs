@@ -64,6 +64,7 @@ async fn setup(dir: &std::path::Path, dp: Arc<Recorder>) -> Arc<Control> {
         endpoint: "old".into(),
         listen: "127.0.0.1:0".into(),
         password: None,
+        max_clients: None,
     });
     Control::open(cfg, dp).await.unwrap()
 }

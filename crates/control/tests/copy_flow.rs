@@ -113,6 +113,7 @@ async fn setup(dir: &std::path::Path, dp: Arc<Copies>) -> Arc<Control> {
         endpoint: "old".into(),
         listen: "127.0.0.1:0".into(),
         password: None,
+        max_clients: None,
     });
     Control::open(cfg, dp).await.unwrap()
 }

@@ -19,6 +19,8 @@ pub struct InterlayOptions {
     pub id: Id,
     /// Password clients must AUTH with (none: AUTH is accepted with any password).
     pub password: Option<Arc<str>>,
+    /// Most clients this interlay holds at once (the process-wide limit applies too).
+    pub max_clients: Option<usize>,
 }
 
 /// Accepts clients on `listener` until `stop` turns true. Existing clients are not affected
@@ -30,6 +32,7 @@ pub async fn serve_interlay(
     mut stop: watch::Receiver<bool>,
 ) {
     let opts = Arc::new(opts);
+    let mine = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -48,8 +51,10 @@ pub async fn serve_interlay(
             }
         };
         let n = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
-        if n > shared.limits.max_clients {
+        let here = mine.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > shared.limits.max_clients || opts.max_clients.is_some_and(|m| here > m) {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
+            mine.fetch_sub(1, Ordering::Relaxed);
             metrics::counter!(tm::CLIENT_REJECTED_TOTAL, "interlay" => opts.id.to_string())
                 .increment(1);
             tokio::spawn(async move {
@@ -63,6 +68,7 @@ pub async fn serve_interlay(
         let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let client = Client::new(id, sock, opts.clone(), shared.clone());
         let shared2 = shared.clone();
+        let mine2 = mine.clone();
         let gauge = metrics::gauge!(tm::CLIENT_CONNECTIONS, "interlay" => opts.id.to_string());
         metrics::counter!(tm::CLIENT_CONNECTIONS_TOTAL, "interlay" => opts.id.to_string())
             .increment(1);
@@ -70,6 +76,7 @@ pub async fn serve_interlay(
         tokio::spawn(async move {
             client.run().await;
             shared2.clients.fetch_sub(1, Ordering::Relaxed);
+            mine2.fetch_sub(1, Ordering::Relaxed);
             gauge.decrement(1.0);
         });
     }
