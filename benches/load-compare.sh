@@ -96,24 +96,13 @@ else
         NEW_REDIS_PID=$REDIS_PID
         REDIS_PID=$(redis-cli -p "$REDIS_PORT" info server | awk -F: '/^process_id/ { print $2+0 }')
         C_PORT=$(free_port)
-        TOKEN=bench-$RANDOM$RANDOM
-        SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+        add_new_endpoint_and_token "$WORK/godwit.toml" "redis://127.0.0.1:$NEW_PORT"
         cat >>"$WORK/godwit.toml" <<TOML
-
-[[endpoints]]
-id = "new"
-url = "redis://127.0.0.1:$NEW_PORT"
 
 [[interlays]]
 id = "canary"
 endpoint = "old"
 listen = "127.0.0.1:$C_PORT"
-
-[[auth.tokens]]
-name = "bench"
-org = "default"
-role = "admin"
-sha256 = "$SHA"
 TOML
     fi
     if start_godwit "$BIN" "$WORK/godwit.toml" "$G_PORT" "$WORK/godwit.log"; then
@@ -122,10 +111,7 @@ TOML
         TARGETS+=(godwit)
         log "godwit pid $GODWIT_PID on $G_PORT ($BIN, worker_threads=$GODWIT_WORKERS)"
         if [[ ${CANARY:-1} == 1 ]]; then
-            api() {
-                curl -fsS -X "$1" "http://127.0.0.1:$G_ADMIN/api/v1/$2" -H "Authorization: Bearer $TOKEN" \
-                    -H 'Content-Type: application/json' ${3:+-d "$3"} >/dev/null
-            }
+            api() { admin_api "$G_ADMIN" "$@" >/dev/null; }
             api POST migrations '{"id":"bench","strategy":{"type":"canary","read_percentage":0.05,"write_mode":{"mode":"dual_write","policy":"old_authoritative"}},"data":null}'
             api POST migrations/bench/interlay/canary '{"endpoint":"new"}'
             api POST migrations/bench/test

@@ -21,25 +21,9 @@ NEW=$(free_port); start_redis "$WORK/new" "$NEW"
 redis-cli -p "$OLD" debug populate 200000 soak 64 >/dev/null
 GP=$(free_port); AP=$(free_port)
 write_godwit_config "$WORK/godwit.toml" "$WORK/data" "$GP" "$AP" "redis://127.0.0.1:$OLD" 1
-TOKEN=soak-$RANDOM$RANDOM
-SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
-cat >>"$WORK/godwit.toml" <<TOML
-
-[[endpoints]]
-id = "new"
-url = "redis://127.0.0.1:$NEW"
-
-[[auth.tokens]]
-name = "soak"
-org = "default"
-role = "admin"
-sha256 = "$SHA"
-TOML
+add_new_endpoint_and_token "$WORK/godwit.toml" "redis://127.0.0.1:$NEW"
 start_godwit "$BIN" "$WORK/godwit.toml" "$GP" "$WORK/godwit.log" || die "godwit did not start"
-api() {
-    curl -fsS -X "$1" "http://127.0.0.1:$AP/api/v1/$2" -H "Authorization: Bearer $TOKEN" \
-        -H 'Content-Type: application/json' ${3:+-d "$3"}
-}
+api() { admin_api "$AP" "$@"; }
 api POST migrations '{"id":"soak","strategy":{"type":"canary","read_percentage":0.25,"write_mode":{"mode":"dual_write","policy":"old_authoritative"}},"data":{"type":"scan","replace":"replace"}}' >/dev/null
 api POST migrations/soak/interlay/main '{"endpoint":"new"}' >/dev/null
 api POST migrations/soak/test >/dev/null

@@ -39,25 +39,10 @@ start_redis "$WORK/new" "$NEW"
 PORT=$(free_port)
 ADMIN=$(free_port)
 write_godwit_config "$WORK/godwit.toml" "$WORK/data" "$PORT" "$ADMIN" "redis://127.0.0.1:$OLD" 1
-TOKEN=swap-$RANDOM$RANDOM
-SHA=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
-cat >>"$WORK/godwit.toml" <<TOML
-
-[[endpoints]]
-id = "new"
-url = "redis://127.0.0.1:$NEW"
-
-[[auth.tokens]]
-name = "bench"
-org = "default"
-role = "admin"
-sha256 = "$SHA"
-TOML
+add_new_endpoint_and_token "$WORK/godwit.toml" "redis://127.0.0.1:$NEW"
+TOKEN=$ADMIN_TOKEN
 start_godwit "$BIN" "$WORK/godwit.toml" "$PORT" "$WORK/godwit.log" || die "godwit did not start"
-api() {
-    curl -fsS -X "$1" "http://127.0.0.1:$ADMIN/api/v1/$2" -H "Authorization: Bearer $TOKEN" \
-        -H 'Content-Type: application/json' ${3:+-d "$3"} >/dev/null
-}
+api() { admin_api "$ADMIN" "$@" >/dev/null; }
 api POST migrations '{"id":"swap","strategy":{"type":"canary","read_percentage":0.05,"write_mode":{"mode":"dual_write","policy":"old_authoritative"}},"data":null}'
 api POST migrations/swap/interlay/main '{"endpoint":"new"}'
 api POST migrations/swap/test

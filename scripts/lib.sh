@@ -132,3 +132,32 @@ lib_cleanup() {
     done
     GODWIT_PIDS=()
 }
+
+# add_new_endpoint_and_token CONFIG NEW_URL: appends endpoint "new" (NEW_URL) and a fresh admin
+# API token to a godwit config written by write_godwit_config; sets ADMIN_TOKEN.
+add_new_endpoint_and_token() {
+    local file=$1 url=$2
+    ADMIN_TOKEN=script-$RANDOM$RANDOM$RANDOM
+    local sha
+    sha=$(printf '%s' "$ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)
+    cat >>"$file" <<TOML
+
+[[endpoints]]
+id = "new"
+url = "$url"
+
+[[auth.tokens]]
+name = "script"
+org = "default"
+role = "admin"
+sha256 = "$sha"
+TOML
+}
+
+# admin_api ADMIN_PORT METHOD PATH [JSON]: one admin API call with ADMIN_TOKEN; prints the body,
+# fails on an HTTP error.
+admin_api() {
+    local port=$1 method=$2 path=$3 body=${4:-}
+    curl -fsS -X "$method" "http://127.0.0.1:$port/api/v1/$path" -H "Authorization: Bearer $ADMIN_TOKEN" \
+        -H 'Content-Type: application/json' ${body:+-d "$body"}
+}
