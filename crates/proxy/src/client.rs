@@ -87,7 +87,7 @@ enum Expected {
     /// Requests sent to two sources.
     Pair(Box<Pair>),
     /// A reply made by the proxy.
-    Local(BytesMut),
+    Local(Bytes),
 }
 
 /// `n` requests (`reqs`, from offset `off` on) sent to both `primary` and `secondary`.

@@ -239,7 +239,6 @@ impl Client {
 
     pub(super) fn push_local(&mut self, reply: Bytes) {
         self.inflight += 1;
-        self.expected
-            .push_back(Expected::Local(BytesMut::from(&reply[..])));
+        self.expected.push_back(Expected::Local(reply));
     }
 }
