@@ -156,6 +156,9 @@ pub struct EndpointConfig {
     pub id: String,
     /// `redis://[user:pass@]host:port[/db]`
     pub url: String,
+    /// A Redis Cluster: `url` names a seed node; commands are routed by slot.
+    #[serde(default)]
+    pub cluster: bool,
     /// Free text.
     #[serde(default)]
     pub description: String,

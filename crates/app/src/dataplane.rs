@@ -96,14 +96,22 @@ impl DataPlane for AppDataPlane {
         self.store(&inner);
     }
 
-    fn upsert_endpoint(&self, id: &str, url: &str) -> Result<(), String> {
+    fn upsert_endpoint(&self, id: &str, url: &str, cluster: bool) -> Result<(), String> {
         let mut inner = self.lock();
-        if inner.pools.get(id).is_some_and(|(u, _)| u == url) {
+        if inner
+            .pools
+            .get(id)
+            .is_some_and(|(u, p)| u == url && p.is_cluster() == cluster)
+        {
             return Ok(());
         }
         // the pool's connection tasks belong to the data-plane runtime
         let _rt = self.rt.enter();
-        let pool = Pool::labeled(id, url, self.pool_opts).map_err(|e| e.to_string())?;
+        let opts = PoolOptions {
+            cluster,
+            ..self.pool_opts
+        };
+        let pool = Pool::labeled(id, url, opts).map_err(|e| e.to_string())?;
         inner.pools.insert(Id::from(id), (url.to_string(), pool));
         self.store(&inner);
         Ok(())

@@ -44,6 +44,7 @@ impl Godwit {
             connect_timeout: Duration::from_millis(l.connect_timeout_ms),
             request_timeout: (l.backend_timeout_ms > 0)
                 .then(|| Duration::from_millis(l.backend_timeout_ms)),
+            cluster: false, // per endpoint, set when it is registered
         };
         let dataplane = AppDataPlane::new(shared.clone(), pool_opts);
         let mut ccfg = ControlConfig::new(&config.data_dir);
@@ -58,6 +59,7 @@ impl Godwit {
             .map(|e| BootstrapEndpoint {
                 id: e.id.clone(),
                 url: e.url.clone(),
+                cluster: e.cluster,
             })
             .collect();
         ccfg.bootstrap_interlays = config

@@ -47,7 +47,7 @@ pub struct Request {
 /// Sending side of a connection task. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
-    tx: mpsc::UnboundedSender<Request>,
+    pub(crate) tx: mpsc::UnboundedSender<Request>,
 }
 
 impl ConnHandle {

@@ -6,6 +6,7 @@
 //! Many clients share a few connections ([`Pool::shared`]); a client whose state needs its own
 //! connection gets one from [`Pool::dedicated`].
 
+mod cluster;
 mod conn;
 mod endpoint;
 mod error;

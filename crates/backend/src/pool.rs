@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::cluster::{ClusterShared, Mode};
 use crate::conn::{spawn, ConnSpec};
 use crate::{BackendError, ConnHandle, EndpointSpec};
 
@@ -19,6 +20,9 @@ pub struct PoolOptions {
     /// Longest wait for a reply on a shared connection before its pending requests fail and it
     /// reconnects (`None`: wait forever). Dedicated connections never time out.
     pub request_timeout: Option<Duration>,
+    /// The endpoint is a Redis Cluster: its URL names a seed node, and commands are routed by
+    /// slot (see the `cluster` module).
+    pub cluster: bool,
 }
 
 impl Default for PoolOptions {
@@ -27,6 +31,7 @@ impl Default for PoolOptions {
             shared_connections: 1,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Some(Duration::from_secs(10)),
+            cluster: false,
         }
     }
 }
@@ -37,8 +42,10 @@ pub struct Pool {
     spec: EndpointSpec,
     label: Arc<str>,
     opts: PoolOptions,
-    /// Shared connections speaking RESP2 (`[0]`) and RESP3 (`[1]`, after `HELLO 3`).
+    /// Shared connections speaking RESP2 (`[0]`) and RESP3 (`[1]`, after `HELLO 3`); for a
+    /// cluster, routing tasks that look like connections.
     shared: [Vec<ConnHandle>; 2],
+    cluster: Option<Arc<ClusterShared>>,
 }
 
 impl Pool {
@@ -61,6 +68,9 @@ impl Pool {
         label: Arc<str>,
         opts: PoolOptions,
     ) -> Result<Arc<Self>, BackendError> {
+        if opts.cluster {
+            return Ok(Self::build_cluster(spec, label, opts));
+        }
         let (init, init_count) = spec.handshake();
         let mut init3 = BytesMut::from(&init[..]);
         godwit_resp::encode::command(&mut init3, &["HELLO", "3"]);
@@ -87,7 +97,41 @@ impl Pool {
             opts,
             shared,
             label,
+            cluster: None,
         }))
+    }
+
+    fn build_cluster(spec: EndpointSpec, label: Arc<str>, opts: PoolOptions) -> Arc<Self> {
+        let cluster = ClusterShared::new(
+            spec.clone(),
+            label.clone(),
+            opts.connect_timeout,
+            opts.request_timeout,
+        );
+        let tasks = |resp3: bool| -> Vec<ConnHandle> {
+            (0..opts.shared_connections.max(1))
+                .map(|_| {
+                    let mode = Mode {
+                        resp3,
+                        client_init: None,
+                    };
+                    crate::cluster::spawn(cluster.clone(), mode)
+                })
+                .collect()
+        };
+        let shared = [tasks(false), tasks(true)];
+        Arc::new(Self {
+            spec,
+            label,
+            opts,
+            shared,
+            cluster: Some(cluster),
+        })
+    }
+
+    /// True for a Redis Cluster endpoint.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// The endpoint this pool connects to.
@@ -114,6 +158,14 @@ impl Pool {
     /// state (SELECT, CLIENT SETNAME, ...), each as an argument list; their replies are checked
     /// and dropped.
     pub fn dedicated(&self, client_init: &[Vec<Bytes>]) -> ConnHandle {
+        if let Some(c) = &self.cluster {
+            // RESP3 is in the client's init (HELLO 3) like any other state
+            let mode = Mode {
+                resp3: false,
+                client_init: Some(client_init.to_vec()),
+            };
+            return crate::cluster::spawn(c.clone(), mode);
+        }
         let (base, mut count) = self.spec.handshake();
         let mut init = BytesMut::from(&base[..]);
         for cmd in client_init {

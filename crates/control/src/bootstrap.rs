@@ -27,15 +27,16 @@ pub(crate) fn apply(state: &mut State, cfg: &ControlConfig) -> Result<(), Contro
                 id: b.id.clone(),
                 uuid: Uuid::new_v4(),
                 url: b.url.clone(),
-                cluster: false,
+                cluster: b.cluster,
                 max_connections: 32,
                 description: None,
                 from_config: true,
                 created_at: now,
                 updated_at: now,
             });
-        if ep.url != b.url {
+        if ep.url != b.url || ep.cluster != b.cluster {
             ep.url = b.url.clone();
+            ep.cluster = b.cluster;
             ep.updated_at = now;
         }
         ep.from_config = true;

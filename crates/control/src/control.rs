@@ -22,6 +22,8 @@ pub struct BootstrapEndpoint {
     pub id: String,
     /// Redis URL.
     pub url: String,
+    /// A Redis Cluster (the URL names a seed node).
+    pub cluster: bool,
 }
 
 /// An interlay declared in `proxy.toml` (owned by the `default` organization).
@@ -155,7 +157,7 @@ impl Control {
             for (org, os) in &state.orgs {
                 for ep in os.endpoints.values() {
                     let key = dp_key(org, &ep.id);
-                    if let Err(e) = dataplane.upsert_endpoint(&key, &ep.url) {
+                    if let Err(e) = dataplane.upsert_endpoint(&key, &ep.url, ep.cluster) {
                         if ep.from_config {
                             return Err(ControlError::DataPlane(format!("endpoint '{key}': {e}")));
                         }

@@ -91,8 +91,9 @@ pub trait DataPlane: Send + Sync + 'static {
     /// Publishes a new routing table (the control plane is its only writer). Endpoints named in
     /// it must have been registered with [`DataPlane::upsert_endpoint`] first.
     fn publish(&self, table: RoutingTable);
-    /// Registers or replaces an endpoint (id → Redis URL) so routes can name it.
-    fn upsert_endpoint(&self, id: &str, url: &str) -> Result<(), String>;
+    /// Registers or replaces an endpoint (id → Redis URL; `cluster`: a Redis Cluster whose URL
+    /// names a seed node) so routes can name it.
+    fn upsert_endpoint(&self, id: &str, url: &str, cluster: bool) -> Result<(), String>;
     /// Forgets an endpoint no route names any more.
     fn remove_endpoint(&self, id: &str);
     /// Binds and starts serving an interlay; returns the bound address.
@@ -153,7 +154,7 @@ pub struct NoopDataPlane;
 
 impl DataPlane for NoopDataPlane {
     fn publish(&self, _table: RoutingTable) {}
-    fn upsert_endpoint(&self, _id: &str, _url: &str) -> Result<(), String> {
+    fn upsert_endpoint(&self, _id: &str, _url: &str, _cluster: bool) -> Result<(), String> {
         Ok(())
     }
     fn remove_endpoint(&self, _id: &str) {}

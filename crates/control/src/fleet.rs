@@ -169,20 +169,20 @@ impl Control {
     /// Makes `next` current on this instance's data plane. Idempotent.
     async fn apply_state(&self, inner: &mut Inner, next: State) {
         let old = std::mem::replace(&mut inner.state, next);
-        let endpoints = |s: &State| -> Vec<(String, String)> {
+        let endpoints = |s: &State| -> Vec<(String, String, bool)> {
             s.orgs
                 .iter()
                 .flat_map(|(org, os)| {
                     os.endpoints
                         .values()
-                        .map(|e| (dp_key(org, &e.id), e.url.clone()))
+                        .map(|e| (dp_key(org, &e.id), e.url.clone(), e.cluster))
                 })
                 .collect()
         };
         let (before, now) = (endpoints(&old), endpoints(&inner.state));
-        for (key, url) in &now {
-            if !before.contains(&(key.clone(), url.clone())) {
-                if let Err(e) = self.dataplane.upsert_endpoint(key, url) {
+        for (key, url, cluster) in &now {
+            if !before.contains(&(key.clone(), url.clone(), *cluster)) {
+                if let Err(e) = self.dataplane.upsert_endpoint(key, url, *cluster) {
                     tracing::warn!(endpoint = %key, error = %e, "fleet: endpoint rejected by the data plane");
                 }
             }
@@ -246,8 +246,8 @@ impl Control {
                 }
             }
         }
-        for (key, url) in before {
-            if !now.iter().any(|(k, _)| *k == key) {
+        for (key, url, _) in before {
+            if !now.iter().any(|(k, _, _)| *k == key) {
                 let _ = url;
                 self.dataplane.remove_endpoint(&key);
             }

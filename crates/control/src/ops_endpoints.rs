@@ -125,7 +125,7 @@ impl Control {
             )));
         }
         self.dataplane
-            .upsert_endpoint(&dp_key(org_id, &id), &url)
+            .upsert_endpoint(&dp_key(org_id, &id), &url, input.cluster.unwrap_or(false))
             .map_err(|e| ControlError::bad(format!("invalid endpoint url: {e}")))?;
         let now = Utc::now();
         let ep = Endpoint {
@@ -184,14 +184,14 @@ impl Control {
         let Some(ep) = os.endpoints.get_mut(&id) else {
             return Err(ControlError::not_found("Endpoint", key));
         };
-        if let Some(url) = input.url {
+        if input.url.is_some() || input.cluster.is_some() {
+            let url = input.url.unwrap_or_else(|| ep.url.clone());
+            let cluster = input.cluster.unwrap_or(ep.cluster);
             self.dataplane
-                .upsert_endpoint(&dp_key(org_id, &id), &url)
+                .upsert_endpoint(&dp_key(org_id, &id), &url, cluster)
                 .map_err(|e| ControlError::bad(format!("invalid endpoint url: {e}")))?;
             ep.url = url;
-        }
-        if let Some(c) = input.cluster {
-            ep.cluster = c;
+            ep.cluster = cluster;
         }
         if let Some(m) = input.max_connections {
             ep.max_connections = m;

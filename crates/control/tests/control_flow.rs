@@ -21,7 +21,7 @@ impl DataPlane for Recorder {
     fn publish(&self, table: RoutingTable) {
         self.tables.lock().unwrap().push(table);
     }
-    fn upsert_endpoint(&self, _id: &str, _url: &str) -> Result<(), String> {
+    fn upsert_endpoint(&self, _id: &str, _url: &str, _cluster: bool) -> Result<(), String> {
         Ok(())
     }
     fn remove_endpoint(&self, _id: &str) {}
@@ -58,6 +58,7 @@ async fn setup(dir: &std::path::Path, dp: Arc<Recorder>) -> Arc<Control> {
     cfg.bootstrap_endpoints.push(BootstrapEndpoint {
         id: "old".into(),
         url: "redis://127.0.0.1:6379".into(),
+        cluster: false,
     });
     cfg.bootstrap_interlays.push(BootstrapInterlay {
         id: "cache".into(),

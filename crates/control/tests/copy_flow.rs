@@ -27,7 +27,7 @@ impl DataPlane for Copies {
     fn publish(&self, table: RoutingTable) {
         self.tables.lock().unwrap().push(table);
     }
-    fn upsert_endpoint(&self, _id: &str, _url: &str) -> Result<(), String> {
+    fn upsert_endpoint(&self, _id: &str, _url: &str, _cluster: bool) -> Result<(), String> {
         Ok(())
     }
     fn remove_endpoint(&self, _id: &str) {}
@@ -106,6 +106,7 @@ async fn setup(dir: &std::path::Path, dp: Arc<Copies>) -> Arc<Control> {
         cfg.bootstrap_endpoints.push(BootstrapEndpoint {
             id: id.into(),
             url: format!("redis://127.0.0.1:{port}"),
+            cluster: false,
         });
     }
     cfg.bootstrap_interlays.push(BootstrapInterlay {

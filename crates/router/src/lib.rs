@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod decision;
+pub mod keys;
 pub mod strategy;
 pub mod table;
 

@@ -69,10 +69,12 @@ pub async fn fixture() -> Fixture {
         BootstrapEndpoint {
             id: "old_redis".into(),
             url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
         },
         BootstrapEndpoint {
             id: "new_redis_cluster".into(),
             url: "redis://127.0.0.1:6380".into(),
+            cluster: false,
         },
     ];
     let control = Control::open(cfg, Arc::new(NoopDataPlane)).await.unwrap();
