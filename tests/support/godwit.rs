@@ -15,7 +15,7 @@ pub const MAIN: &str = "main";
 /// Builds the config of a [`GodwitFixture`].
 #[derive(Debug, Default)]
 pub struct GodwitFixtureBuilder {
-    endpoints: Vec<(String, String)>,
+    endpoints: Vec<(String, String, bool)>,
     interlays: Vec<(String, String, Option<String>)>,
     limits: Vec<(String, String)>,
     extra: String,
@@ -30,7 +30,13 @@ fn quote(s: &str) -> String {
 impl GodwitFixtureBuilder {
     /// Adds an `[[endpoints]]` entry.
     pub fn endpoint(mut self, id: &str, url: &str) -> Self {
-        self.endpoints.push((id.to_owned(), url.to_owned()));
+        self.endpoints.push((id.to_owned(), url.to_owned(), false));
+        self
+    }
+
+    /// Adds a Redis Cluster `[[endpoints]]` entry (`cluster = true`; `url` names a seed node).
+    pub fn cluster_endpoint(mut self, id: &str, url: &str) -> Self {
+        self.endpoints.push((id.to_owned(), url.to_owned(), true));
         self
     }
 
@@ -90,9 +96,9 @@ impl GodwitFixtureBuilder {
         for (k, v) in &limits {
             t.push_str(&format!("{k} = {v}\n"));
         }
-        for (id, url) in &self.endpoints {
+        for (id, url, cluster) in &self.endpoints {
             t.push_str(&format!(
-                "\n[[endpoints]]\nid = {}\nurl = {}\n",
+                "\n[[endpoints]]\nid = {}\nurl = {}\ncluster = {cluster}\n",
                 quote(id),
                 quote(url)
             ));

@@ -193,6 +193,7 @@ impl DataPlane for AppDataPlane {
             "dual_write_failures": r.secondary_failures,
             "new_side_write_failures": r.new_failures,
             "repair_backlog": r.repair.len(),
+            "reverse_repair_backlog": r.repair_reverse.len(),
             "repair_overflow": r.repair_overflow,
             "shadow_compared": r.compared,
             "shadow_mismatches": r.mismatches,

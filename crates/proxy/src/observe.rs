@@ -60,8 +60,13 @@ pub struct MigrationReport {
     pub mismatches_by_command: HashMap<String, u64>,
     /// The latest mismatches (bounded).
     pub samples: VecDeque<MismatchSample>,
-    /// Keys to re-copy from the authoritative side (secondary write failed).
+    /// Keys to re-copy old → new: the old side was authoritative and the new one failed (or
+    /// may differ).
     pub repair: VecDeque<Bytes>,
+    /// Keys to re-copy new → old: the new side was authoritative and the old one failed (or
+    /// may differ). The forward copy must not take these: it would overwrite new's value with
+    /// old's stale one.
+    pub repair_reverse: VecDeque<Bytes>,
     /// More keys failed than the queue holds: a full verify/re-copy is needed.
     pub repair_overflow: bool,
 }
@@ -92,7 +97,7 @@ impl Reports {
         self.lock().get(migration).cloned()
     }
 
-    /// Takes up to `max` keys queued for repair.
+    /// Takes up to `max` keys queued for an old → new repair.
     pub fn take_repairs(&self, migration: &str, max: usize) -> Vec<Bytes> {
         let mut all = self.lock();
         let Some(r) = all.get_mut(migration) else {
@@ -102,15 +107,27 @@ impl Reports {
         r.repair.drain(..n).collect()
     }
 
+    /// Takes up to `max` keys queued for a new → old repair (new was authoritative).
+    pub fn take_reverse_repairs(&self, migration: &str, max: usize) -> Vec<Bytes> {
+        let mut all = self.lock();
+        let Some(r) = all.get_mut(migration) else {
+            return Vec::new();
+        };
+        let n = max.min(r.repair_reverse.len());
+        r.repair_reverse.drain(..n).collect()
+    }
+
     /// One dual write resolved: `diverged` if exactly one side failed, `new_failed` if that side
     /// was new; the key is queued for repair if it diverged or the write is `nondeterministic`
-    /// (the sides may have picked different ids or members). One lock per dual write.
+    /// (the sides may have picked different ids or members), in the direction away from the
+    /// authoritative side (`new_authoritative`). One lock per dual write.
     pub(crate) fn dual_write(
         &self,
         migration: &Id,
         diverged: bool,
         new_failed: bool,
         nondeterministic: bool,
+        new_authoritative: bool,
         key: Option<&[u8]>,
     ) {
         let mut all = self.lock();
@@ -122,8 +139,13 @@ impl Reports {
             return;
         }
         if let Some(k) = key {
-            if r.repair.len() < MAX_REPAIR {
-                r.repair.push_back(Bytes::copy_from_slice(k));
+            let queue = if new_authoritative {
+                &mut r.repair_reverse
+            } else {
+                &mut r.repair
+            };
+            if queue.len() < MAX_REPAIR {
+                queue.push_back(Bytes::copy_from_slice(k));
             } else {
                 r.repair_overflow = true;
             }

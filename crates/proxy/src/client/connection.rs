@@ -146,6 +146,8 @@ impl Client {
                 self.state.db = None;
                 ok()
             }
+            // a cluster has database 0 only; Redis Cluster's own answer
+            Ok(pool) if pool.is_cluster() => err("ERR SELECT is not allowed in cluster mode"),
             Ok(_) => {
                 // open the dedicated connection first, then SELECT on it with Redis's own reply
                 let action = self.pin_cmd(None);

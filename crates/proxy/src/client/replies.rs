@@ -154,7 +154,8 @@ impl Client {
                     };
                     let reports = &self.shared.reports;
                     let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
-                    reports.dual_write(m, fa != fb, new_failed, nondet, first_key);
+                    let new_auth = self.sources.is_new(p.primary);
+                    reports.dual_write(m, fa != fb, new_failed, nondet, new_auth, first_key);
                 }
                 if p.copying {
                     if let (Some(m), Some((buf, c)), Some(info)) = (&migration, req, info) {
