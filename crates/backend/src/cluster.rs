@@ -3,8 +3,10 @@
 //! serving its keys' slot, follows `MOVED` (and refreshes the slot map) and `ASK` redirects,
 //! and hands the replies back in request order.
 //!
-//! Contract (beyond the connection's): a command whose keys hash to different slots is
-//! answered `-CROSSSLOT Keys in request don't hash to the same slot`, as Redis Cluster does;
+//! Contract (beyond the connection's): `MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS` and `TOUCH`
+//! with keys in several slots are split per slot (replies merged); any other command whose keys
+//! hash to different slots is answered `-CROSSSLOT Keys in request don't hash to the same
+//! slot`, as Redis Cluster does;
 //! keyless commands go to one master, except DBSIZE (summed), KEYS (concatenated), FLUSHALL,
 //! FLUSHDB, SCRIPT/FUNCTION LOAD/FLUSH, CONFIG SET (every master; the first error wins) and
 //! SCAN, whose cursor walks every master in turn (the low 10 bits name the master). A routing

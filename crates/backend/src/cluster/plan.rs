@@ -26,6 +26,9 @@ pub(crate) enum Plan {
         node: usize,
         cursor: u64,
     },
+    /// `MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH` with keys in several slots: one
+    /// command per slot (not atomic across slots), replies merged.
+    Split(Merge),
     /// Keys in more than one slot.
     CrossSlot,
     /// Transaction commands (a dedicated connection tracks their node).
@@ -46,6 +49,8 @@ pub(crate) enum Merge {
     Concat,
     /// The first error, else the first master's reply (FLUSHALL, SCRIPT LOAD, ...).
     First,
+    /// `MGET` split by slot: the values put back in the order of the keys.
+    Values,
 }
 
 /// Plans the command `cmd` (whose bytes are `buf`).
@@ -91,8 +96,94 @@ pub(crate) fn plan(buf: &[u8], cmd: &Command) -> Plan {
         KeySlot::None => Plan::Any,
         KeySlot::One(s) if info.name == "watch" => Plan::Watch(s),
         KeySlot::One(s) => Plan::Slot(s),
-        KeySlot::Many => Plan::CrossSlot,
+        KeySlot::Many => match info.name {
+            "mget" => Plan::Split(Merge::Values),
+            "mset" => Plan::Split(Merge::First),
+            "del" | "unlink" | "exists" | "touch" => Plan::Split(Merge::Sum),
+            _ => Plan::CrossSlot,
+        },
     }
+}
+
+/// One command of a split: its slot, its bytes, and the positions (among the original
+/// command's keys) of the keys it holds.
+pub(crate) type Part = (u16, Bytes, Vec<u32>);
+
+/// Splits a multi-key command (`MGET`, `MSET`, `DEL`, ...) into one command per slot; the keys
+/// keep their order within each part, parts come in the order of their first key.
+pub(crate) fn split(buf: &[u8], cmd: &Command) -> Vec<Part> {
+    let name = cmd.name(buf).unwrap_or_default();
+    let step = if name.eq_ignore_ascii_case(b"mset") {
+        2
+    } else {
+        1
+    };
+    let mut groups: Vec<(u16, Vec<usize>, Vec<u32>)> = Vec::new();
+    let mut i = 1;
+    let mut nth = 0u32;
+    while i + step - 1 < cmd.argc {
+        let slot = keys::slot(cmd.arg(buf, i).unwrap_or_default());
+        let g = match groups.iter().position(|g| g.0 == slot) {
+            Some(g) => g,
+            None => {
+                groups.push((slot, Vec::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[g].1.push(i);
+        groups[g].2.push(nth);
+        i += step;
+        nth += 1;
+    }
+    groups
+        .into_iter()
+        .map(|(slot, args, idx)| {
+            let mut parts: Vec<&[u8]> = vec![name];
+            for a in args {
+                for j in 0..step {
+                    parts.push(cmd.arg(buf, a + j).unwrap_or_default());
+                }
+            }
+            let mut out = BytesMut::new();
+            encode::command(&mut out, &parts);
+            (slot, out.freeze(), idx)
+        })
+        .collect()
+}
+
+/// The `MGET` reply from the replies of its parts (`index[p]`: the key positions of part `p`).
+pub(crate) fn merge_values(parts: &[Bytes], index: &[Vec<u32>]) -> Bytes {
+    if let Some(e) = parts
+        .iter()
+        .find(|p| matches!(p.first(), Some(b'-' | b'!')))
+    {
+        return e.clone();
+    }
+    let total: usize = index.iter().map(Vec::len).sum();
+    let mut values: Vec<&[u8]> = vec![b"$-1\r\n"; total];
+    for (p, idx) in parts.iter().zip(index) {
+        let Some(nl) = p.windows(2).position(|w| w == b"\r\n") else {
+            continue;
+        };
+        let mut off = nl + 2;
+        for &k in idx {
+            match godwit_resp::ReplyScanner::new().next(&p[off..]) {
+                Ok(Some(n)) => {
+                    if let Some(v) = values.get_mut(k as usize) {
+                        *v = &p[off..off + n];
+                    }
+                    off += n;
+                }
+                _ => break,
+            }
+        }
+    }
+    let mut out = BytesMut::new();
+    out.put_slice(format!("*{total}\r\n").as_bytes());
+    for v in values {
+        out.put_slice(v);
+    }
+    out.freeze()
 }
 
 enum KeySlot {
@@ -185,7 +276,7 @@ pub(crate) fn merge(how: Merge, parts: &[Bytes]) -> Bytes {
             encode::integer(&mut out, total);
             out.freeze()
         }
-        Merge::Concat => {
+        Merge::Concat | Merge::Values => {
             let mut n = 0i64;
             let mut body = BytesMut::new();
             for p in parts {
@@ -226,8 +317,12 @@ mod tests {
             (&["GET", "foo"], Plan::Slot(foo)),
             (&["set", "foo", "1"], Plan::Slot(foo)),
             (&["MGET", "{u}a", "{u}b"], Plan::Slot(keys::slot(b"u"))),
-            (&["MGET", "a", "b"], Plan::CrossSlot),
-            (&["DEL", "foo", "bar"], Plan::CrossSlot),
+            (&["MGET", "a", "b"], Plan::Split(Merge::Values)),
+            (&["MSET", "a", "1", "b", "2"], Plan::Split(Merge::First)),
+            (&["DEL", "foo", "bar"], Plan::Split(Merge::Sum)),
+            (&["EXISTS", "foo", "bar"], Plan::Split(Merge::Sum)),
+            (&["MSETNX", "a", "1", "b", "2"], Plan::CrossSlot),
+            (&["SUNIONSTORE", "d", "a", "b"], Plan::CrossSlot),
             (&["EVAL", "return 1", "2", "a", "b"], Plan::CrossSlot),
             (&["EVAL", "return 1", "0"], Plan::Any),
             (&["PING"], Plan::Any),
@@ -277,6 +372,34 @@ mod tests {
             &with_cursor(&b, &cmd, 2)[..],
             b"*4\r\n$4\r\nSCAN\r\n$1\r\n2\r\n$5\r\nMATCH\r\n$2\r\nk*\r\n"
         );
+    }
+
+    #[test]
+    fn splits_multi_key_commands_by_slot() {
+        let mut b = BytesMut::new();
+        encode::command(&mut b, &["MSET", "a", "1", "{a}x", "2", "b", "3"]);
+        let cmd = godwit_resp::parse_command(&b, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let parts = split(&b, &cmd);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].0, keys::slot(b"a"));
+        assert_eq!(
+            &parts[0].1[..],
+            b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$4\r\n{a}x\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            (parts[0].2.clone(), parts[1].2.clone()),
+            (vec![0, 1], vec![2])
+        );
+        let merged = merge_values(
+            &[
+                Bytes::from_static(b"*2\r\n$1\r\nx\r\n$-1\r\n"),
+                Bytes::from_static(b"*1\r\n$1\r\nz\r\n"),
+            ],
+            &[vec![0, 2], vec![1]],
+        );
+        assert_eq!(&merged[..], b"*3\r\n$1\r\nx\r\n$1\r\nz\r\n$-1\r\n");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use super::topology::{redirect, Redirect, Topology};
 use super::{ClusterShared, Mode};
 use crate::{ConnHandle, Reply, ReplyTx, Request};
 
-const MAX_REDIRECTS: u8 = 5;
+/// Redirects followed per command (per part of a split or fan-out).
+const MAX_REDIRECTS: u16 = 5;
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
@@ -66,10 +67,19 @@ struct Pending {
     reply_to: ReplyTx,
     cmd: Bytes,
     out: Option<Bytes>,
-    redirects: u8,
-    fan: Option<Box<(Merge, Vec<Option<Bytes>>)>>,
+    redirects: u16,
+    fan: Option<Box<Fan>>,
     /// SCAN: (master index, number of masters) to rewrite the reply's cursor.
     scan: Option<(usize, usize)>,
+}
+
+/// A command sent as several parts (to every master, or split by slot).
+struct Fan {
+    merge: Merge,
+    parts: Vec<Option<Bytes>>,
+    /// Split parts: each part's command (resent on a redirect) and key positions (`MGET`).
+    cmds: Vec<Bytes>,
+    index: Vec<Vec<u32>>,
 }
 
 /// A transaction of a dedicated task.
@@ -210,7 +220,11 @@ impl Task {
             scan: None,
         });
         let dedicated = self.mode.client_init.is_some();
-        if dedicated {
+        let txn_plan = matches!(
+            plan,
+            Plan::Multi | Plan::Exec | Plan::Discard | Plan::Watch(_) | Plan::Unwatch
+        );
+        if dedicated && (txn_plan || self.txn.is_some()) {
             if let Some(out) = self.transaction(seq, &bytes, plan, &topo) {
                 self.set_out(seq, out);
             }
@@ -221,11 +235,34 @@ impl Task {
             Plan::All(merge) => {
                 let n = topo.masters.len();
                 if let Some(p) = self.pending(seq) {
-                    p.fan = Some(Box::new((merge, vec![None; n])));
+                    p.fan = Some(Box::new(Fan {
+                        merge,
+                        parts: vec![None; n],
+                        cmds: Vec::new(),
+                        index: Vec::new(),
+                    }));
                 }
                 for (i, addr) in topo.masters.iter().enumerate() {
                     let l = self.link(addr);
                     self.send(l, &bytes, seq, i as u16, false);
+                }
+            }
+            Plan::Split(merge) => {
+                let parts = plan::split(&bytes, cmd);
+                let mut fan = Fan {
+                    merge,
+                    parts: vec![None; parts.len()],
+                    cmds: Vec::with_capacity(parts.len()),
+                    index: Vec::with_capacity(parts.len()),
+                };
+                for (i, (slot, part, idx)) in parts.into_iter().enumerate() {
+                    let l = self.slot_link(&topo, Some(slot));
+                    self.send(l, &part, seq, i as u16, false);
+                    fan.cmds.push(part);
+                    fan.index.push(idx);
+                }
+                if let Some(p) = self.pending(seq) {
+                    p.fan = Some(Box::new(fan));
                 }
             }
             Plan::Scan { node, cursor } => match topo.masters.get(node) {
@@ -487,39 +524,45 @@ impl Task {
             }));
             return;
         }
-        if let Some(fan) = p.fan.as_mut() {
-            if let Some(part) = fan.1.get_mut(t.part as usize) {
-                *part = Some(reply);
-            }
-            if fan.1.iter().all(Option::is_some) {
-                let parts: Vec<Bytes> = fan.1.iter().flatten().cloned().collect();
-                p.out = Some(plan::merge(fan.0, &parts));
+        let budget = MAX_REDIRECTS * p.fan.as_ref().map_or(1, |f| f.parts.len() as u16);
+        let resend = match &p.fan {
+            // a split part follows redirects like a whole command; a per-master one does not
+            Some(f) => f.cmds.get(t.part as usize).cloned(),
+            None => Some(p.cmd.clone()),
+        };
+        let redirected = (p.redirects < budget)
+            .then(|| redirect(&reply))
+            .flatten()
+            .zip(resend);
+        if let Some((r, cmd)) = redirected {
+            p.redirects += 1;
+            match r {
+                Redirect::Moved(_, addr) => {
+                    self.shared.refresh_soon();
+                    let l = self.link(&addr);
+                    self.send(l, &cmd, t.seq, t.part, false);
+                }
+                Redirect::Ask(_, addr) => {
+                    let l = self.link(&addr);
+                    self.send(l, ASKING, t.seq, 0, true);
+                    self.send(l, &cmd, t.seq, t.part, false);
+                }
             }
             return;
         }
-        let redirected = match (p.redirects < MAX_REDIRECTS)
-            .then(|| redirect(&reply))
-            .flatten()
-        {
-            Some(r) => r,
-            None => {
-                p.out = Some(reply);
-                return;
-            }
+        let Some(fan) = p.fan.as_mut() else {
+            p.out = Some(reply);
+            return;
         };
-        p.redirects += 1;
-        let cmd = p.cmd.clone();
-        match redirected {
-            Redirect::Moved(_, addr) => {
-                self.shared.refresh_soon();
-                let l = self.link(&addr);
-                self.send(l, &cmd, t.seq, 0, false);
-            }
-            Redirect::Ask(_, addr) => {
-                let l = self.link(&addr);
-                self.send(l, ASKING, t.seq, 0, true);
-                self.send(l, &cmd, t.seq, 0, false);
-            }
+        if let Some(part) = fan.parts.get_mut(t.part as usize) {
+            *part = Some(reply);
+        }
+        if fan.parts.iter().all(Option::is_some) {
+            let parts: Vec<Bytes> = fan.parts.iter().flatten().cloned().collect();
+            p.out = Some(match fan.merge {
+                Merge::Values => plan::merge_values(&parts, &fan.index),
+                m => plan::merge(m, &parts),
+            });
         }
     }
 
