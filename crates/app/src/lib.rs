@@ -5,6 +5,7 @@
 
 pub mod config;
 mod dataplane;
+pub mod dirty_relay;
 pub mod movers;
 
 use std::net::SocketAddr;
@@ -47,6 +48,12 @@ impl Godwit {
             cluster: false, // per endpoint, set when it is registered
         };
         let dataplane = AppDataPlane::new(shared.clone(), pool_opts);
+        if let Some(url) = &config.store.url {
+            // a fleet: copies run on one instance, writes arrive through all of them
+            dataplane
+                .movers()
+                .install_relay(url, &config.store.key_prefix)?;
+        }
         let mut ccfg = ControlConfig::new(&config.data_dir);
         ccfg.instance_id = config.instance.id.clone();
         ccfg.instance_region = config.instance.region.clone();

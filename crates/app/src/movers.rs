@@ -3,7 +3,7 @@
 //! for the control plane; and `verify` over the mover.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use godwit_control::model::Progress;
@@ -19,13 +19,21 @@ use tokio::sync::watch;
 pub struct Movers {
     copies: RwLock<HashMap<String, Vec<(String, CopyHandle)>>>,
     options: RwLock<CopyOptions>,
+    /// In a fleet: keys written here for copies running elsewhere (and back).
+    relay: OnceLock<Arc<crate::dirty_relay::DirtyRelay>>,
 }
 
 impl WriteObserver for Movers {
     fn key_written(&self, migration: &str, key: &[u8]) {
         let copies = self.copies.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(members) = copies.get(migration) {
-            members.iter().for_each(|(_, h)| h.mark_dirty(key));
+        match copies.get(migration) {
+            Some(members) => members.iter().for_each(|(_, h)| h.mark_dirty(key)),
+            // the copy runs on another instance of the fleet
+            None => {
+                if let Some(r) = self.relay.get() {
+                    r.push(migration, key);
+                }
+            }
         }
     }
 }
@@ -50,6 +58,22 @@ fn progress(p: &godwit_mover::Progress) -> Progress {
 }
 
 impl Movers {
+    /// Joins a fleet's dirty-key relay through the shared store (see `dirty_relay`).
+    pub fn install_relay(self: &Arc<Self>, url: &str, prefix: &str) -> anyhow::Result<()> {
+        let weak = Arc::downgrade(self);
+        let mark: crate::dirty_relay::MarkLocal = Arc::new(move |migration, keys| {
+            if let Some(me) = weak.upgrade() {
+                let copies = me.copies.read().unwrap_or_else(|p| p.into_inner());
+                for (_, h) in copies.get(migration).into_iter().flatten() {
+                    keys.iter().for_each(|k| h.mark_dirty(k));
+                }
+            }
+        });
+        let relay = crate::dirty_relay::DirtyRelay::start(url, prefix, mark)?;
+        let _ = self.relay.set(relay);
+        Ok(())
+    }
+
     /// Sets the options of copies started from now on (rate limit, batch, lanes, …).
     pub fn set_options(&self, options: CopyOptions) {
         *self.options.write().unwrap_or_else(|p| p.into_inner()) = options;
@@ -107,6 +131,9 @@ impl Movers {
             }
         });
         let mut copies = self.copies.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = self.relay.get() {
+            r.drain(&spec.migration);
+        }
         let members = copies.entry(spec.migration).or_default();
         members.retain(|(m, _)| *m != spec.member);
         members.push((spec.member, handle));
@@ -129,6 +156,9 @@ impl Movers {
             members.retain(|(m, _)| member.is_some_and(|x| x != m));
             if members.is_empty() {
                 copies.remove(migration);
+                if let Some(r) = self.relay.get() {
+                    r.stop_draining(migration);
+                }
             }
         }
     }
