@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::conn::Conn;
 use crate::error::{MoverError, Side};
-use crate::io::{self, Outcome, WriteMode};
+use crate::io::{Outcome, WriteMode};
 use crate::lanes::{Job, Lanes};
 use crate::options::{CopyJob, Mode, RateLimit, ReplaceMode};
 use crate::progress::{eta, Counters, Phase, Progress, Rate};
@@ -130,17 +130,17 @@ async fn run(
 ) -> Result<(), MoverError> {
     let opts = &e.job.options;
     let src = retry(e, || {
-        io::connect(&e.job.source_url, Side::Source, opts.timeout)
+        Conn::connect(&e.job.source_url, Side::Source, opts.timeout)
     })
     .await?;
     // fail early (and retry) when the target is down, before any work is queued
     retry(e, || {
-        io::connect(&e.job.target_url, Side::Target, opts.timeout)
+        Conn::connect(&e.job.target_url, Side::Target, opts.timeout)
     })
     .await?;
     let total = retry(e, || {
         let mut c = src.clone();
-        async move { io::dbsize(&mut c, Side::Source).await }
+        async move { c.dbsize().await }
     })
     .await?;
     e.total.store(total, Relaxed);
@@ -245,7 +245,7 @@ async fn wait_unpaused(e: &Engine) {
     let _ = p.wait_for(|paused| !paused).await;
 }
 
-async fn scanner(e: Arc<Engine>, src: MultiplexedConnection) -> Result<(), MoverError> {
+async fn scanner(e: Arc<Engine>, src: Conn) -> Result<(), MoverError> {
     let opts = &e.job.options;
     let sem = Arc::new(Semaphore::new(opts.batch * e.lanes.len() * 4));
     let mut rate = RateLimit::new(opts.rate_limit);
@@ -256,7 +256,7 @@ async fn scanner(e: Arc<Engine>, src: MultiplexedConnection) -> Result<(), Mover
             wait_unpaused(&e).await;
             let (next, keys) = retry(&e, || {
                 let mut c = src.clone();
-                async move { io::scan(&mut c, Side::Source, cursor, opts.batch).await }
+                async move { c.scan(cursor, opts.batch).await }
             })
             .await?;
             Counters::add(&e.counters.scanned, keys.len() as u64);
@@ -311,7 +311,7 @@ fn advance(e: &Engine, inflight: &mut Inflight) {
 
 async fn worker(e: Arc<Engine>, lane: usize) -> Result<(), MoverError> {
     let opts = &e.job.options;
-    let mut conns: Option<(MultiplexedConnection, MultiplexedConnection)> = None;
+    let mut conns: Option<(Conn, Conn)> = None;
     loop {
         let job = e.lanes.next(lane).await;
         wait_unpaused(&e).await;
@@ -338,13 +338,13 @@ async fn worker(e: Arc<Engine>, lane: usize) -> Result<(), MoverError> {
 
 async fn process(
     e: &Engine,
-    conns: &mut Option<(MultiplexedConnection, MultiplexedConnection)>,
+    conns: &mut Option<(Conn, Conn)>,
     job: &Job,
 ) -> Result<(), MoverError> {
     if conns.is_none() {
         let t = e.job.options.timeout;
-        let s = io::connect(&e.job.source_url, Side::Source, t).await?;
-        let d = io::connect(&e.job.target_url, Side::Target, t).await?;
+        let s = Conn::connect(&e.job.source_url, Side::Source, t).await?;
+        let d = Conn::connect(&e.job.target_url, Side::Target, t).await?;
         *conns = Some((s, d));
     }
     let Some((src, dst)) = conns.as_mut() else {
@@ -362,8 +362,8 @@ async fn process(
         Job::Dirty { keys, .. } => (keys, WriteMode::Authoritative),
     };
     for chunk in keys.chunks(e.job.options.batch.max(1)) {
-        let entries = io::read(src, Side::Source, chunk).await?;
-        let outcomes = io::write(dst, &entries, mode).await?;
+        let entries = src.read(chunk).await?;
+        let outcomes = dst.write(&entries, mode).await?;
         let c = &e.counters;
         for o in outcomes {
             match o {

@@ -1,44 +1,24 @@
 //! Redis calls of the mover: connect with timeouts, SCAN, the batched read (one Lua call
 //! returns PTTL + DUMP of a whole batch, so the source parses one command per batch), and the
-//! pipelined write (`RESTORE … ABSTTL [REPLACE]`, `DEL` for vanished keys, merges).
+//! pipelined write (`RESTORE … ABSTTL [REPLACE]`, `DEL` for vanished keys, merges: see
+//! `merge`). The command building and reply reading are shared with the cluster path.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::{AsyncConnectionConfig, ConnectionInfo, Pipeline, Value};
 
 use crate::error::{MoverError, Side};
+
+pub(crate) mod merge;
+
+use merge::merge;
+pub(crate) use merge::{merge_cmd, merge_outcome};
 
 /// PTTL + DUMP of every key, atomically per batch; a missing key gives PTTL -2 and nil.
 const READ: &str = "local o = {} for i, k in ipairs(KEYS) do \
 o[2*i-1] = redis.call('PTTL', k) o[2*i] = redis.call('DUMP', k) end return o";
-
-/// Merges the payload (restored into a scratch key in the same slot) into the existing key.
-const MERGE: &str = r#"local key, tmp = KEYS[1], KEYS[2]
-redis.call('RESTORE', tmp, 0, ARGV[1], 'REPLACE')
-local tk = redis.call('TYPE', key)['ok']
-local tt = redis.call('TYPE', tmp)['ok']
-if tk == 'none' then
-  redis.call('RENAME', tmp, key)
-  if tonumber(ARGV[2]) > 0 then redis.call('PEXPIREAT', key, ARGV[2]) end
-  return 1
-end
-local n = 0
-if tk == tt then
-  if tk == 'hash' then
-    local kv = redis.call('HGETALL', tmp)
-    for i = 1, #kv, 2 do n = n + redis.call('HSETNX', key, kv[i], kv[i+1]) end
-  elseif tk == 'set' then
-    local m = redis.call('SMEMBERS', tmp)
-    for i = 1, #m do n = n + redis.call('SADD', key, m[i]) end
-  elseif tk == 'zset' then
-    local m = redis.call('ZRANGE', tmp, 0, -1, 'WITHSCORES')
-    for i = 1, #m, 2 do n = n + redis.call('ZADD', key, 'NX', m[i+1], m[i]) end
-  end
-end
-redis.call('DEL', tmp)
-return n"#;
 
 /// One key as read from the source.
 #[derive(Debug, Clone)]
@@ -81,11 +61,11 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Opens a multiplexed connection with connect and response timeouts.
 pub(crate) async fn connect(
-    url: &str,
+    info: ConnectionInfo,
     side: Side,
     timeout: Duration,
 ) -> Result<MultiplexedConnection, MoverError> {
-    let client = redis::Client::open(url).map_err(|e| MoverError::Url(e.to_string()))?;
+    let client = redis::Client::open(info).map_err(|e| MoverError::Url(e.to_string()))?;
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(timeout)
         .set_response_timeout(timeout);
@@ -148,23 +128,27 @@ pub(crate) async fn read(
     let mut out = Vec::with_capacity(keys.len());
     let mut it = values.into_iter();
     for key in keys {
-        let (pttl, dump) = (it.next(), it.next());
-        let pttl = match pttl {
-            Some(Value::Int(n)) => n,
-            _ => -2,
-        };
-        let payload = match dump {
-            Some(Value::BulkString(b)) if pttl != -2 => Some(b),
-            _ => None,
-        };
-        let expire_at = if pttl >= 0 { now + pttl as u64 } else { 0 };
-        out.push(Entry {
-            key: key.clone(),
-            expire_at,
-            payload,
-        });
+        out.push(entry(key, it.next(), it.next(), now));
     }
     Ok(out)
+}
+
+/// One key from its `PTTL` and `DUMP` replies, read at `now` (unix ms).
+pub(crate) fn entry(key: &Bytes, pttl: Option<Value>, dump: Option<Value>, now: u64) -> Entry {
+    let pttl = match pttl {
+        Some(Value::Int(n)) => n,
+        _ => -2,
+    };
+    let payload = match dump {
+        Some(Value::BulkString(b)) if pttl != -2 => Some(b),
+        _ => None,
+    };
+    let expire_at = if pttl >= 0 { now + pttl as u64 } else { 0 };
+    Entry {
+        key: key.clone(),
+        expire_at,
+        payload,
+    }
 }
 
 /// Writes `entries` to the target in one pipeline; one outcome per entry.
@@ -177,26 +161,9 @@ pub(crate) async fn write(
     let mut pipe = redis::pipe();
     let mut sent = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        match &e.payload {
-            None if mode == WriteMode::Authoritative => {
-                pipe.cmd("DEL").arg(&e.key[..]);
-                sent.push(i);
-            }
-            None => {}
-            Some(p) => {
-                let r = pipe
-                    .cmd("RESTORE")
-                    .arg(&e.key[..])
-                    .arg(e.expire_at)
-                    .arg(&p[..]);
-                if e.expire_at > 0 {
-                    r.arg("ABSTTL");
-                }
-                if matches!(mode, WriteMode::Authoritative | WriteMode::Replace) {
-                    r.arg("REPLACE");
-                }
-                sent.push(i);
-            }
+        if writes(e, mode) {
+            push_write(&mut pipe, e, mode);
+            sent.push(i);
         }
     }
     let mut out = vec![Outcome::Skipped; entries.len()];
@@ -209,23 +176,11 @@ pub(crate) async fn write(
         .map_err(|e| MoverError::from_redis(side, e))?;
     let mut busy = Vec::new();
     for (i, reply) in sent.into_iter().zip(replies) {
-        let e = &entries[i];
-        out[i] = match (reply, &e.payload) {
-            (Value::Int(_), None) => Outcome::Deleted,
-            (Value::Okay | Value::SimpleString(_), Some(p)) => Outcome::Copied(p.len() as u64),
-            (Value::ServerError(err), _) if err.code() == "BUSYKEY" => {
-                if mode == WriteMode::Merge {
-                    busy.push(i);
-                }
-                Outcome::Skipped
-            }
-            (Value::ServerError(err), _) => Outcome::Failed(format!(
-                "{} {}",
-                err.code(),
-                err.details().unwrap_or_default()
-            )),
-            (other, _) => Outcome::Failed(format!("unexpected reply {other:?}")),
-        };
+        let (outcome, merge) = write_outcome(reply, &entries[i], mode);
+        out[i] = outcome;
+        if merge {
+            busy.push(i);
+        }
     }
     for i in busy {
         out[i] = merge(c, &entries[i]).await?;
@@ -233,56 +188,52 @@ pub(crate) async fn write(
     Ok(out)
 }
 
-/// The scratch key used by a merge: in the same cluster slot as `key`.
-pub(crate) fn scratch_key(key: &[u8]) -> Vec<u8> {
-    let tagged = key
-        .iter()
-        .position(|b| *b == b'{')
-        .and_then(|o| key[o + 1..].iter().position(|b| *b == b'}'))
-        .is_some_and(|len| len > 0);
-    let mut out = Vec::with_capacity(key.len() + 24);
-    if tagged {
-        out.extend_from_slice(key);
-    } else {
-        out.push(b'{');
-        out.extend_from_slice(key);
-        out.push(b'}');
-    }
-    out.extend_from_slice(b":godwit-merge-scratch");
-    out
+/// Whether `e` is written at all in `mode` (a missing key is only deleted authoritatively).
+pub(crate) fn writes(e: &Entry, mode: WriteMode) -> bool {
+    e.payload.is_some() || mode == WriteMode::Authoritative
 }
 
-async fn merge(c: &mut MultiplexedConnection, e: &Entry) -> Result<Outcome, MoverError> {
-    let Some(p) = &e.payload else {
-        return Ok(Outcome::Skipped);
-    };
-    let r: Result<i64, _> = redis::cmd("EVAL")
-        .arg(MERGE)
-        .arg(2)
-        .arg(&e.key[..])
-        .arg(scratch_key(&e.key))
-        .arg(&p[..])
-        .arg(e.expire_at)
-        .query_async(c)
-        .await;
-    match r {
-        Ok(_) => Ok(Outcome::Copied(p.len() as u64)),
-        Err(err) if err.kind() == redis::ErrorKind::ResponseError => {
-            Ok(Outcome::Failed(err.to_string()))
+/// Adds the write of `e` (one command; call only when [`writes`] says so) to `pipe`.
+pub(crate) fn push_write(pipe: &mut Pipeline, e: &Entry, mode: WriteMode) {
+    match &e.payload {
+        None => {
+            pipe.cmd("DEL").arg(&e.key[..]);
         }
-        Err(err) => Err(MoverError::from_redis(Side::Target, err)),
+        Some(p) => {
+            let r = pipe
+                .cmd("RESTORE")
+                .arg(&e.key[..])
+                .arg(e.expire_at)
+                .arg(&p[..]);
+            if e.expire_at > 0 {
+                r.arg("ABSTTL");
+            }
+            if matches!(mode, WriteMode::Authoritative | WriteMode::Replace) {
+                r.arg("REPLACE");
+            }
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::scratch_key;
-
-    #[test]
-    fn scratch_keys_share_the_slot() {
-        assert_eq!(scratch_key(b"user:1"), b"{user:1}:godwit-merge-scratch");
-        assert_eq!(scratch_key(b"{u1}:a"), b"{u1}:a:godwit-merge-scratch");
-        // an empty tag does not count as a tag
-        assert_eq!(scratch_key(b"{}x"), b"{{}x}:godwit-merge-scratch");
+/// The outcome of the reply to [`push_write`]; `true` when the key exists and `mode` merges.
+pub(crate) fn write_outcome(reply: Value, e: &Entry, mode: WriteMode) -> (Outcome, bool) {
+    match (reply, &e.payload) {
+        (Value::Int(_), None) => (Outcome::Deleted, false),
+        (Value::Okay | Value::SimpleString(_), Some(p)) => (Outcome::Copied(p.len() as u64), false),
+        (Value::ServerError(err), _) if err.code() == "BUSYKEY" => {
+            (Outcome::Skipped, mode == WriteMode::Merge)
+        }
+        (Value::ServerError(err), _) => (
+            Outcome::Failed(format!(
+                "{} {}",
+                err.code(),
+                err.details().unwrap_or_default()
+            )),
+            false,
+        ),
+        (other, _) => (
+            Outcome::Failed(format!("unexpected reply {other:?}")),
+            false,
+        ),
     }
 }

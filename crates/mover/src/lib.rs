@@ -18,8 +18,13 @@
 //! waiting; after `done` dirty marks are ignored (the dual write carries later writes, and a
 //! re-copy from the source could overwrite a write made on the target after a cutover), while
 //! repairs are still taken in `scan` mode. Absolute expiries use the mover's clock at read
-//! time. Source and target are standalone Redis (one database, the URL's).
+//! time. Source and target are each a standalone Redis (one database, the URL's) or a Redis
+//! Cluster (detected by `INFO cluster`; see `conn` and `cluster`): on a cluster, SCAN walks the
+//! masters (the checkpoint cursor packs node index and node cursor), reads and writes go to
+//! each key's master as per-node pipelines, and `MOVED`/`ASK` redirects are followed.
 
+mod cluster;
+mod conn;
 mod engine;
 mod error;
 mod io;

@@ -2,23 +2,18 @@
 //! encoding (a hash whose fields arrived in another order, a set built up differently): the
 //! type and the normalised content (sorted fields and members) must be equal.
 
-use redis::aio::MultiplexedConnection;
 use redis::Value;
 
-use crate::error::{MoverError, Side};
+use crate::conn::Conn;
+use crate::error::MoverError;
 
 /// Reads `key` as a normalised list of byte strings (type first).
-async fn read(
-    c: &mut MultiplexedConnection,
-    side: Side,
-    key: &[u8],
-) -> Result<Vec<Vec<u8>>, MoverError> {
-    let err = |e| MoverError::from_redis(side, e);
-    let ty: String = redis::cmd("TYPE")
-        .arg(key)
-        .query_async(c)
-        .await
-        .map_err(err)?;
+async fn read(c: &mut Conn, key: &[u8]) -> Result<Vec<Vec<u8>>, MoverError> {
+    let ty = c.query_key(key, redis::cmd("TYPE").arg(key)).await?;
+    let ty: String = redis::from_redis_value(&ty).map_err(|e| MoverError::Protocol {
+        side: c.side(),
+        message: format!("TYPE: {e}"),
+    })?;
     let (cmd, args): (&str, &[&str]) = match ty.as_str() {
         "string" => ("GET", &[]),
         "list" => ("LRANGE", &["0", "-1"]),
@@ -28,12 +23,7 @@ async fn read(
         "stream" => ("XRANGE", &["-", "+"]),
         _ => return Ok(vec![ty.into_bytes()]),
     };
-    let v: Value = redis::cmd(cmd)
-        .arg(key)
-        .arg(args)
-        .query_async(c)
-        .await
-        .map_err(err)?;
+    let v = c.query_key(key, redis::cmd(cmd).arg(key).arg(args)).await?;
     let mut flat = Vec::new();
     flatten(v, &mut flat);
     match ty.as_str() {
@@ -73,10 +63,6 @@ fn flatten(v: Value, out: &mut Vec<Vec<u8>>) {
 }
 
 /// Whether `key` holds the same logical value on both sides.
-pub(crate) async fn equal(
-    src: &mut MultiplexedConnection,
-    dst: &mut MultiplexedConnection,
-    key: &[u8],
-) -> Result<bool, MoverError> {
-    Ok(read(src, Side::Source, key).await? == read(dst, Side::Target, key).await?)
+pub(crate) async fn equal(src: &mut Conn, dst: &mut Conn, key: &[u8]) -> Result<bool, MoverError> {
+    Ok(read(src, key).await? == read(dst, key).await?)
 }

@@ -2,16 +2,18 @@
 //! payloads are equal (or, when the encodings differ, its logical values are) and its expiries
 //! agree within a tolerance. Differing keys are re-checked in later rounds, so a write that was
 //! in flight during one round is not reported; only keys that differ in every round are.
+//! Either side may be a Redis Cluster: its masters are scanned one after another and every
+//! key is read on the master owning it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
+use crate::conn::Conn;
 use crate::error::{MoverError, Side};
-use crate::io::{self, Entry};
+use crate::io::Entry;
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -118,8 +120,8 @@ pub async fn verify(
     opts: &VerifyOptions,
 ) -> Result<VerifyReport, MoverError> {
     let started = Instant::now();
-    let mut src = io::connect(source_url, Side::Source, opts.timeout).await?;
-    let mut dst = io::connect(target_url, Side::Target, opts.timeout).await?;
+    let mut src = Conn::connect(source_url, Side::Source, opts.timeout).await?;
+    let mut dst = Conn::connect(target_url, Side::Target, opts.timeout).await?;
     let mut report = VerifyReport {
         mode: if opts.sample.is_some() {
             "sample"
@@ -132,7 +134,7 @@ pub async fn verify(
     let batch = opts.batch.max(1);
     match opts.sample {
         Some(n) => {
-            let keys = sample(&mut src, n).await?;
+            let keys = src.random_keys(n).await?;
             report.keys_checked = keys.len() as u64;
             for chunk in keys.chunks(batch) {
                 check(&mut src, &mut dst, chunk, opts, &mut differing).await?;
@@ -141,7 +143,7 @@ pub async fn verify(
         None => {
             let mut cursor = 0;
             loop {
-                let (next, keys) = io::scan(&mut src, Side::Source, cursor, batch).await?;
+                let (next, keys) = src.scan(cursor, batch).await?;
                 report.keys_checked += keys.len() as u64;
                 check(&mut src, &mut dst, &keys, opts, &mut differing).await?;
                 cursor = next;
@@ -150,7 +152,7 @@ pub async fn verify(
                 }
             }
             loop {
-                let (next, keys) = io::scan(&mut dst, Side::Target, cursor, batch).await?;
+                let (next, keys) = dst.scan(cursor, batch).await?;
                 report.target_keys_checked += keys.len() as u64;
                 extra(&mut src, &keys, &mut differing).await?;
                 cursor = next;
@@ -189,37 +191,22 @@ pub async fn verify(
     report.matched = report
         .keys_checked
         .saturating_sub(report.missing_in_target + report.value_mismatch + report.ttl_mismatch);
-    report.source_dbsize = io::dbsize(&mut src, Side::Source).await?;
-    report.target_dbsize = io::dbsize(&mut dst, Side::Target).await?;
+    report.source_dbsize = src.dbsize().await?;
+    report.target_dbsize = dst.dbsize().await?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
-async fn sample(src: &mut MultiplexedConnection, n: usize) -> Result<Vec<Bytes>, MoverError> {
-    let mut pipe = redis::pipe();
-    for _ in 0..n {
-        pipe.cmd("RANDOMKEY");
-    }
-    let keys: Vec<Option<Vec<u8>>> = pipe
-        .query_async(src)
-        .await
-        .map_err(|e| MoverError::from_redis(Side::Source, e))?;
-    let mut keys: Vec<Bytes> = keys.into_iter().flatten().map(Bytes::from).collect();
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
-}
-
 /// Compares `keys` (source keys); records the differing ones.
 async fn check(
-    src: &mut MultiplexedConnection,
-    dst: &mut MultiplexedConnection,
+    src: &mut Conn,
+    dst: &mut Conn,
     keys: &[Bytes],
     opts: &VerifyOptions,
     out: &mut BTreeMap<Bytes, Diff>,
 ) -> Result<(), MoverError> {
-    let a = io::read(src, Side::Source, keys).await?;
-    let b = io::read(dst, Side::Target, keys).await?;
+    let a = src.read(keys).await?;
+    let b = dst.read(keys).await?;
     for (x, y) in a.iter().zip(&b) {
         if let Some(d) = compare(src, dst, x, y, opts).await? {
             out.insert(x.key.clone(), d);
@@ -229,8 +216,8 @@ async fn check(
 }
 
 async fn compare(
-    src: &mut MultiplexedConnection,
-    dst: &mut MultiplexedConnection,
+    src: &mut Conn,
+    dst: &mut Conn,
     x: &Entry,
     y: &Entry,
     opts: &VerifyOptions,
@@ -256,23 +243,13 @@ async fn compare(
 
 /// Records target keys that do not exist on the source.
 async fn extra(
-    src: &mut MultiplexedConnection,
+    src: &mut Conn,
     keys: &[Bytes],
     out: &mut BTreeMap<Bytes, Diff>,
 ) -> Result<(), MoverError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let mut pipe = redis::pipe();
-    for k in keys {
-        pipe.cmd("EXISTS").arg(&k[..]);
-    }
-    let exists: Vec<i64> = pipe
-        .query_async(src)
-        .await
-        .map_err(|e| MoverError::from_redis(Side::Source, e))?;
-    for (k, n) in keys.iter().zip(exists) {
-        if n == 0 {
+    let exists = src.exists(keys).await?;
+    for (k, e) in keys.iter().zip(exists) {
+        if !e {
             out.entry(k.clone()).or_insert(Diff::ExtraInTarget);
         }
     }
