@@ -28,6 +28,13 @@ fn request_schema(method: &str, path: &str) -> Option<Value> {
             "properties": {"endpoint": {"type": "string"}, "id": {"type": "string"}, "migration_strategy": {"$ref": "#/components/schemas/Strategy"},
                            "migration_data": {}, "migration_rules": {"type": "object"}, "testing_validation": {"type": "object"}}})
         }
+        ("POST", p) if p.ends_with("/rollback") => {
+            json!({"type": "object", "properties": {"reason": {"type": "string"},
+                "force": {"type": "boolean", "description": "also from ready, testing and rolling_back; while rolling_back, restarts (with overwrite_on_reverse) or cancels (without) the copy back"},
+                "preserve_config": {"type": "boolean"},
+                "overwrite_on_reverse": {"type": "boolean", "default": false,
+                    "description": "copy each executed interlay's data back from the new side (new's values win, keys only on old kept); the migration stays rolling_back, reads from old and writes to both sides new-authoritative, until the copy is done (rolled_back) or fails (failed)"}}})
+        }
         ("POST", p) if p.ends_with("/api/{api}") => {
             json!({"type": "object", "required": ["bindings"],
             "properties": {"id": {"type": "string"}, "bindings": {"type": "array", "items": {"type": "object",
@@ -72,6 +79,11 @@ pub fn document() -> Value {
         if let Some(body) = request_schema(method, path) {
             op["requestBody"] = body;
         }
+        if path.ends_with("/rollback") {
+            op["responses"]["200"]["content"]["application/json"]["schema"] = json!({"allOf": [
+                {"$ref": "#/components/schemas/Success"},
+                {"properties": {"data": {"$ref": "#/components/schemas/RollbackResult"}}}]});
+        }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method.to_lowercase()] = op;
     }
@@ -92,6 +104,18 @@ pub fn document() -> Value {
                     "data": {"description": "\"none\" | {type: snapshot|scan, replace: none|replace|merge}"},
                     "failure_handling": {"description": "rollback_all | allow_partial | {type: retry_then_all, retry_count}"},
                     "guard": {"type": "object"}, "tests": {"type": "array"}}},
+                "RollbackResult": {"type": "object", "required": ["migration_id", "status"], "properties": {
+                    "migration_id": {"type": "string"}, "interlay_id": {"type": "string"},
+                    "status": {"type": "string", "description": "rolled_back, or rolling_back while the copy back runs"},
+                    "rolled_back_at": {"type": "string", "format": "date-time"}, "reason": {"type": "string", "nullable": true},
+                    "warning": {"type": "string", "nullable": true},
+                    "reverse_copy": {"$ref": "#/components/schemas/ReverseCopy"}}},
+                "ReverseCopy": {"type": "object", "description": "the copy back of a rollback with overwrite_on_reverse (also in GET /migrations/{m} and /status)", "properties": {
+                    "state": {"type": "string", "enum": ["running", "done", "failed", "cancelled"]},
+                    "interlays": {"type": "object", "additionalProperties": {"type": "string", "enum": ["running", "done", "failed", "cancelled"]}},
+                    "progress": {"type": "object", "description": "phase, keys_scanned, keys_total_estimate, keys_copied, dirty_backlog, lag_ms, rate_keys_per_s, eta_s, …"},
+                    "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"},
+                    "error": {"type": "string"}}},
                 "Strategy": {"type": "object", "required": ["type"], "properties": {
                     "type": {"type": "string", "enum": godwit_control::strategy::KNOWN_STRATEGIES}}},
             },

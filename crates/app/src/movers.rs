@@ -113,9 +113,18 @@ impl Movers {
         };
         let weak = Arc::downgrade(shared);
         let mid = spec.migration.clone();
+        // repairs are re-copied source → target: the queue of writes whose reply came from
+        // the source side (old for a forward copy, new for a copy back)
+        let copy_back = spec.reverse;
         let repairs: godwit_mover::RepairSource = Arc::new(move |max| {
             weak.upgrade()
-                .map(|s| s.reports.take_repairs(&mid, max))
+                .map(|s| {
+                    if copy_back {
+                        s.reports.take_reverse_repairs(&mid, max)
+                    } else {
+                        s.reports.take_repairs(&mid, max)
+                    }
+                })
                 .unwrap_or_default()
         });
         let handle = godwit_mover::start(job, Some(repairs));

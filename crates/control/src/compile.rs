@@ -38,6 +38,35 @@ pub fn migration_route(m: &Migration, id: String, target: String, me: &Instance)
     route
 }
 
+/// The data-plane id of the reverse copy of one interlay member of migration `migration`
+/// (its data-plane key): written keys and repairs are reported under it, so they reach that
+/// copy only. `#` appears in no id, so it collides with no migration's key.
+pub fn reverse_key(migration: &str, interlay: &str) -> String {
+    format!("{migration}#reverse:{interlay}")
+}
+
+/// The route of an interlay whose data is copied back to its source (rollback with
+/// `overwrite_on_reverse`), for reverse-copy id `id` and `target` (the "new" endpoint): reads
+/// from the source, every write to both sides with **new's** reply, written keys reported.
+///
+/// New is authoritative because the copy reads new: a write new refuses (say `LPUSH` on a key
+/// new holds as a string) is refused to the client, and its re-copy then makes the source match
+/// what the client was told; a write only the source refuses is re-copied from new (repair). An
+/// old-authoritative reply would acknowledge writes the re-copy from new then undoes.
+pub fn reverse_copy_route(id: String, target: String) -> MigrationRoute {
+    let mut route = MigrationRoute::new(
+        id,
+        target,
+        Rule::Canary {
+            read_ppm: 0,
+            sticky: RSticky::Key,
+            writes: Writes::Dual(Policy::NewAuthoritative),
+        },
+    );
+    route.copying = true;
+    route
+}
+
 /// A strategy as a data-plane rule for instance `me`.
 pub fn rule(s: &Strategy, me: &Instance) -> Rule {
     match s {
@@ -132,6 +161,27 @@ mod tests {
             id: "godwit-2".into(),
             region: "eu".into(),
         }
+    }
+
+    #[test]
+    fn reverse_copy_reads_old_and_writes_both_new_authoritative() {
+        use godwit_router::{decide, lookup, Inputs, InterlayRoute, Mirror, ReplyPolicy, Side};
+        let route = reverse_copy_route(reverse_key("o/m", "cache"), "o/new".into());
+        assert_eq!(&*route.id, "o/m#reverse:cache");
+        assert!(route.copying && !route.serve_new && !route.paused);
+        let mut il = InterlayRoute::direct("o/old");
+        il.migration = Some(route);
+        let inputs = Inputs {
+            key: Some(b"k"),
+            ..Default::default()
+        };
+        let get = decide(&il, lookup(b"get").unwrap(), &inputs);
+        assert_eq!((get.serve, get.mirror), (Side::Old, Mirror::None));
+        let set = decide(&il, lookup(b"set").unwrap(), &inputs);
+        assert_eq!(
+            (set.serve, set.mirror, set.reply),
+            (Side::New, Mirror::Write, ReplyPolicy::Serve)
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub(crate) copies: HashMap<String, crate::copy::CopyRun>,
     /// Generation counter of copy runs (a stale watcher recognises itself by it).
     pub(crate) copy_generation: u64,
+    /// Running reverse copies (rollback with `overwrite_on_reverse`).
+    pub(crate) reverse: crate::reverse::ReverseRuns,
 }
 
 /// The control plane. Cheap to share (`Arc<Control>`); every operation is scoped to an org.
@@ -184,6 +186,7 @@ impl Control {
                 listening: HashMap::new(),
                 copies: HashMap::new(),
                 copy_generation: 0,
+                reverse: Default::default(),
             }),
             dataplane,
             cfg,
@@ -222,6 +225,7 @@ impl Control {
             }
         }
         control.resume_copies(&mut inner);
+        control.resume_reverse(&mut inner);
         drop(inner);
         control.spawn_guards();
         control.spawn_fleet();
@@ -302,6 +306,9 @@ pub fn build_table(state: &State, version: u64, me: &Instance) -> RoutingTable {
 }
 
 fn route_of(org: &str, os: &OrgState, interlay: &str, me: &Instance) -> Option<MigrationRoute> {
+    if let Some(r) = reverse_copy_route(org, os, interlay) {
+        return Some(r);
+    }
     let running = os.migrations.values().find_map(|m| {
         if !m.status.routes_traffic() {
             return None;
@@ -318,6 +325,22 @@ fn route_of(org: &str, os: &OrgState, interlay: &str, me: &Instance) -> Option<M
         ))
     });
     running.or_else(|| reverse_route(org, os, interlay))
+}
+
+/// While an interlay member's data is copied back to its source, whatever its migration's
+/// status: reads from the source, writes to both sides (new authoritative), keys reported to
+/// the reverse copy ([`crate::compile::reverse_copy_route`]).
+fn reverse_copy_route(org: &str, os: &OrgState, interlay: &str) -> Option<MigrationRoute> {
+    let current = &os.interlays.get(interlay)?.endpoint;
+    os.migrations.values().find_map(|m| {
+        let x = m.interlays.iter().find(|x| {
+            x.interlay == interlay && x.state == MemberState::RollingBack && x.source == *current
+        })?;
+        Some(crate::compile::reverse_copy_route(
+            crate::compile::reverse_key(&dp_key(org, &m.id), interlay),
+            dp_key(org, &x.target),
+        ))
+    })
 }
 
 /// After a migration completed, the interlay serves the new endpoint and keeps writing to the

@@ -47,7 +47,7 @@ pub(crate) async fn save_quiet(inner: &mut Inner, next: State) -> Result<(), Con
 }
 
 /// The migration's progress as the sum of its members'.
-fn aggregate(members: &BTreeMap<String, Progress>, was: &Progress) -> Progress {
+pub(crate) fn aggregate(members: &BTreeMap<String, Progress>, was: &Progress) -> Progress {
     let mut p = Progress {
         phase: was.phase.clone(),
         ..Default::default()
@@ -114,6 +114,7 @@ pub(crate) fn copy_specs(org: &str, os: &crate::model::OrgState, m: &Migration) 
             replace,
             resume_cursor: x.copy_cursor.clone(),
             pass_done: x.copy_pass_done,
+            reverse: false,
         });
     }
     out

@@ -12,7 +12,7 @@ use crate::control::{org_mut, Control};
 use crate::copy::save_quiet;
 use crate::model::{dp_key, MemberState};
 use crate::ops_migrations::step;
-use crate::rollback::roll_back_members;
+use crate::rollback::{finish_unless_reversing, roll_back_members};
 use crate::rules::FailureHandling;
 use crate::status::Action;
 
@@ -71,7 +71,7 @@ impl Control {
                 return;
             }
             FailureHandling::AllowPartial => {
-                if let Err(e) = roll_back_members(os, id, Some(member)) {
+                if let Err(e) = roll_back_members(os, id, Some(member), None) {
                     tracing::warn!(migration = %key, error = %e, "partial rollback failed");
                 }
                 let Some(m) = os.migrations.get_mut(id) else {
@@ -93,14 +93,14 @@ impl Control {
                 self.stop_copies(&mut inner, org, id, Some(member));
             }
             _ => {
-                if let Err(e) = roll_back_members(os, id, None) {
+                if let Err(e) = roll_back_members(os, id, None, None) {
                     tracing::warn!(migration = %key, error = %e, "rollback of members failed");
                 }
                 let Some(m) = os.migrations.get_mut(id) else {
                     return;
                 };
                 let stepped = step(m, Action::Rollback { force: false })
-                    .and_then(|()| step(m, Action::RollbackDone));
+                    .and_then(|()| finish_unless_reversing(m));
                 if let Err(e) = stepped {
                     tracing::warn!(migration = %key, error = %e, "status unchanged");
                 }

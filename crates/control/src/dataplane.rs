@@ -71,6 +71,10 @@ pub struct CopySpec {
     pub resume_cursor: Option<String>,
     /// The pass finished before a restart: only follow changes.
     pub pass_done: bool,
+    /// A copy back (rollback with `overwrite_on_reverse`): the source is the migration's new
+    /// side, so its repairs are the keys of new-authoritative writes (the proxy's reverse
+    /// repair queue) instead of old-authoritative ones.
+    pub reverse: bool,
 }
 
 /// A comparison of two endpoints (`POST /migrations/{m}/verify`).

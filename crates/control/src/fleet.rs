@@ -246,6 +246,7 @@ impl Control {
                 }
             }
         }
+        self.prune_reverse(inner);
         for (key, url, _) in before {
             if !now.iter().any(|(k, _, _)| *k == key) {
                 let _ = url;

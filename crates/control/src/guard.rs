@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::control::{org_mut, Control};
 use crate::model::{dp_key, MemberState};
 use crate::ops_migrations::step;
-use crate::rollback::roll_back_members;
+use crate::rollback::{finish_unless_reversing, roll_back_members};
 use crate::rules::{Guard, GuardAction};
 use crate::status::{Action, Status};
 
@@ -223,14 +223,14 @@ impl Control {
         tracing::warn!(migration = %key, %reason, ?action, "migration guard tripped");
         match action {
             GuardAction::Rollback => {
-                if let Err(e) = roll_back_members(os, id, None) {
+                if let Err(e) = roll_back_members(os, id, None, None) {
                     tracing::warn!(migration = %key, error = %e, "rollback of members failed");
                 }
                 let Some(m) = os.migrations.get_mut(id) else {
                     return;
                 };
                 let stepped = step(m, Action::Rollback { force: false })
-                    .and_then(|()| step(m, Action::RollbackDone));
+                    .and_then(|()| finish_unless_reversing(m));
                 if let Err(e) = stepped {
                     tracing::warn!(migration = %key, error = %e, "status unchanged");
                     return;

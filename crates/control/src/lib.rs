@@ -14,8 +14,15 @@
 //! - Completion re-points each interlay to its target (a direct route, `migration: None`);
 //!   rollback after completion re-points it to the recorded source. While running or paused,
 //!   the route carries `MigrationRoute { serve_new: false }` (per-strategy routing is issue 4).
-//! - Rollback finishes at once (`rolling_back` → `rolled_back`); `overwrite_on_reverse` is
-//!   accepted and answered with a warning until the reverse copy exists.
+//! - Rollback finishes at once (`rolling_back` → `rolled_back`), except with
+//!   `overwrite_on_reverse`: executed interlay members stay `rolling_back` while a copy from
+//!   new back to old runs (`reverse`, replace mode `replace`, keys only on old kept); reads go
+//!   to old at once, writes to both sides **new authoritative** (the copy reads new, so new's
+//!   reply is what ends on old; old's reply would acknowledge writes the re-copy undoes). The
+//!   copy's `done` (the forward rule) ends the rollback; its failure ends the member on old and
+//!   the migration `failed` (`partial_failure` while others run forward). Members already rolled
+//!   back are never copied back (old took writes alone since); automatic rollbacks never copy
+//!   back; a restart starts a reverse copy over from the first key.
 //! - `complete` without `force` needs the copy done (`progress.phase == "done"`, immediate with
 //!   `data: none`); `verify` validates, then answers 501 until the mover lands.
 //! - `test` with no members answers `valid:false` and keeps the status; probe failures move
@@ -47,6 +54,7 @@ mod ops_listeners;
 mod ops_migrations;
 mod probes;
 pub mod resp_json;
+mod reverse;
 mod rollback;
 pub mod rules;
 pub mod status;

@@ -43,6 +43,13 @@ impl Control {
                 m.status.pascal()
             )));
         }
+        if m.reversing() {
+            return Err(ControlError::Migration(format!(
+                "Cannot set {} migration in status: {} (data is being copied back to the source)",
+                target.pascal(),
+                m.status.pascal()
+            )));
+        }
         for x in &m.interlays {
             if !os.interlays.contains_key(&x.interlay) {
                 return Err(ControlError::not_found("Interlay", &x.interlay));

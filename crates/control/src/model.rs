@@ -124,6 +124,10 @@ pub enum MemberState {
     Active,
     /// Cut over to the target.
     Completed,
+    /// Routed back to the source while its data is copied back from the target (rollback with
+    /// `overwrite_on_reverse`): reads from the source, writes to both sides, new
+    /// authoritative. Becomes `rolled_back` when the reverse copy is done or failed.
+    RollingBack,
     /// Rolled back to the source.
     RolledBack,
 }
@@ -273,20 +277,69 @@ pub struct Migration {
     /// When the migration completed.
     #[serde(default)]
     pub completed_at: Option<DateTime<Utc>>,
+    /// The copy back from the target of the last rollback with `overwrite_on_reverse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse_copy: Option<ReverseCopy>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where a reverse copy is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReverseState {
+    /// Copying back; writes go to both sides.
+    Running,
+    /// Every member's data is back on its source.
+    Done,
+    /// A member's copy failed (that member routes to its source without the rest of the copy).
+    Failed,
+    /// A forced rollback without `overwrite_on_reverse` stopped it.
+    Cancelled,
+}
+
+/// A copy from the target back to the source, started by a rollback with
+/// `overwrite_on_reverse` (per interlay member; the target's values overwrite the source's,
+/// keys only on the source are kept).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReverseCopy {
+    /// Overall state: `running` while any member copies back.
+    pub state: ReverseState,
+    /// Each member's state, by interlay id.
+    pub interlays: BTreeMap<String, ReverseState>,
+    /// Sum of the members' copy progress (phase of the slowest).
+    pub progress: Progress,
+    /// When the first member started copying back.
+    pub started_at: DateTime<Utc>,
+    /// When the last member finished (done, failed or cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why a member's copy failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 impl Migration {
-    /// The members that still hold their interlay (not rolled back).
+    /// The members that still hold their interlay: not rolled back while the migration is
+    /// active, and always while its data is copied back.
     pub fn holds_interlay(&self, interlay: &str) -> bool {
-        self.status.is_active()
-            && self
-                .interlays
-                .iter()
-                .any(|m| m.interlay == interlay && m.state != MemberState::RolledBack)
+        self.interlays.iter().any(|m| {
+            m.interlay == interlay
+                && match m.state {
+                    MemberState::RollingBack => true,
+                    MemberState::RolledBack => false,
+                    _ => self.status.is_active(),
+                }
+        })
+    }
+
+    /// Whether any interlay member's data is being copied back.
+    pub fn reversing(&self) -> bool {
+        self.interlays
+            .iter()
+            .any(|x| x.state == MemberState::RollingBack)
     }
 
     /// Whether the API is held by this migration.

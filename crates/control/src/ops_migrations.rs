@@ -102,6 +102,7 @@ impl Control {
             last_test: None,
             started_at: None,
             completed_at: None,
+            reverse_copy: None,
             created_at: now,
             updated_at: now,
         };
@@ -232,7 +233,8 @@ impl Control {
         ))
     }
 
-    /// `DELETE /migrations/{m}`: 409 while it routes traffic or rolls back, unless `force`;
+    /// `DELETE /migrations/{m}`: 409 while it routes traffic, rolls back or copies data back,
+    /// unless `force` (which stops a reverse copy where it is);
     /// its members go back to direct routing.
     pub async fn delete_migration(
         &self,
@@ -245,7 +247,8 @@ impl Control {
         let os = org_mut(&mut next, org_id);
         let id = find_migration(os, key)?;
         let st = os.migrations[&id].status;
-        if !force && (st.routes_traffic() || st == Status::RollingBack) {
+        let reversing = os.migrations[&id].reversing();
+        if !force && (st.routes_traffic() || st == Status::RollingBack || reversing) {
             return Err(ControlError::Migration(format!(
                 "Cannot delete migration in status: {}",
                 st.pascal()
@@ -254,6 +257,7 @@ impl Control {
         os.migrations.remove(&id);
         self.commit(&mut inner, next).await?;
         self.stop_copies(&mut inner, org_id, &id, None);
+        self.stop_reverse(&mut inner, org_id, &id, None);
         crate::status_metrics::forget(&crate::model::dp_key(org_id, &id));
         Ok(())
     }

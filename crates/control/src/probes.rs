@@ -225,6 +225,20 @@ impl Control {
             "traffic": traffic.unwrap_or_else(|| json!({})),
             "api_traffic": self.api_traffic_report(&crate::model::dp_key(org_id, &m.id)).unwrap_or_else(|| json!({})),
         });
+        if let Some(rc) = &m.reverse_copy {
+            // what the dual writes of each member copying back saw (failures, repairs)
+            let key = crate::model::dp_key(org_id, &m.id);
+            let traffic: serde_json::Map<String, Value> = rc
+                .interlays
+                .keys()
+                .filter_map(|il| {
+                    let id = crate::compile::reverse_key(&key, il);
+                    Some((il.clone(), self.dataplane.traffic_report(&id)?))
+                })
+                .collect();
+            out["reverse_copy"] = json!(rc);
+            out["reverse_copy"]["traffic"] = Value::Object(traffic);
+        }
         if let Some(fleet) = self.fleet_status() {
             out["fleet"] = fleet;
         }

@@ -25,7 +25,7 @@ pub enum Status {
     Failed,
     /// Some members failed and were rolled back alone (`allow_partial`).
     PartialFailure,
-    /// Routing returned to the source; reverse work in progress.
+    /// Routing returned to the source; data is being copied back (`overwrite_on_reverse`).
     RollingBack,
     /// Fully reverted.
     RolledBack,
@@ -131,9 +131,10 @@ pub enum Action {
         /// Skip the state checks except for `pending` and `rolled_back`.
         force: bool,
     },
-    /// The rollback work finished.
+    /// The rollback work finished: at once, or when the copy back (`overwrite_on_reverse`) is
+    /// done.
     RollbackDone,
-    /// The rollback work failed.
+    /// The rollback work failed (the copy back failed).
     RollbackFailed,
 }
 

@@ -67,7 +67,7 @@ pub(crate) fn migration_view(
         .iter()
         .filter_map(|a| os.apis.get(&a.api).map(|x| json!(x.uuid)))
         .collect();
-    json!({
+    let mut out = json!({
         "id": m.id, "uuid": m.uuid, "description": m.description, "status": m.status,
         "status_label": m.status.pascal(), "status_reason": m.status_reason,
         "strategy": m.strategy, "data": m.data, "failure_handling": m.failure_handling,
@@ -75,5 +75,9 @@ pub(crate) fn migration_view(
         "interlays": interlays, "progress": m.progress, "last_test": m.last_test,
         "started_at": m.started_at, "completed_at": m.completed_at,
         "created_at": m.created_at, "updated_at": m.updated_at,
-    })
+    });
+    if let Some(rc) = &m.reverse_copy {
+        out["reverse_copy"] = json!(rc);
+    }
+    out
 }
