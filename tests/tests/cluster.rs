@@ -264,6 +264,9 @@ async fn resharding_under_load_costs_clients_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A load client's last value per own key, and its error replies.
+type LoadResult = anyhow::Result<(HashMap<String, u64>, usize)>;
+
 /// Writes through the proxy from `clients` connections (single-key commands of every kind)
 /// until `stop`; returns the last value each client wrote to its own counters, and the number
 /// of error replies.
@@ -272,7 +275,7 @@ fn load(
     clients: u64,
     keys: u64,
     stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<anyhow::Result<(HashMap<String, u64>, usize)>>> {
+) -> Vec<tokio::task::JoinHandle<LoadResult>> {
     (0..clients)
         .map(|client| {
             let url = fx.url();

@@ -21,6 +21,9 @@ pub struct Movers {
     options: RwLock<CopyOptions>,
     /// In a fleet: keys written here for copies running elsewhere (and back).
     relay: OnceLock<Arc<crate::dirty_relay::DirtyRelay>>,
+    /// Per copy, a repair-only copy in the other direction (new → old) for keys whose write
+    /// failed on old while new was authoritative. Never marked dirty.
+    reverse: RwLock<HashMap<String, Vec<(String, CopyHandle)>>>,
 }
 
 impl WriteObserver for Movers {
@@ -127,6 +130,9 @@ impl Movers {
                 })
                 .unwrap_or_default()
         });
+        // a copy back takes the reverse queue itself (its source is new): a repair-only copy
+        // beside it would take the same keys and copy them old → new, the wrong way
+        let reverse = (!copy_back).then(|| self.reverse_repairs(shared, &job, &spec.migration));
         let handle = godwit_mover::start(job, Some(repairs));
         let mut src = handle.progress();
         let (tx, rx) = watch::channel(progress(&src.borrow()));
@@ -139,6 +145,12 @@ impl Movers {
                 }
             }
         });
+        if let Some(reverse) = reverse {
+            let mut rev = self.reverse.write().unwrap_or_else(|p| p.into_inner());
+            let members = rev.entry(spec.migration.clone()).or_default();
+            members.retain(|(m, _)| *m != spec.member);
+            members.push((spec.member.clone(), reverse));
+        }
         let mut copies = self.copies.write().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = self.relay.get() {
             r.drain(&spec.migration);
@@ -149,16 +161,52 @@ impl Movers {
         Ok(rx)
     }
 
+    /// The repair-only copy new → old that runs beside `job` (no scan pass; it takes the
+    /// proxy's reverse repair queue: writes that failed on old while new was authoritative).
+    fn reverse_repairs(&self, shared: &Arc<ProxyShared>, job: &CopyJob, mid: &str) -> CopyHandle {
+        let reverse = CopyJob {
+            name: format!("{}:reverse-repairs", job.name),
+            source_url: job.target_url.clone(),
+            target_url: job.source_url.clone(),
+            mode: Mode::Scan,
+            replace: ReplaceMode::Replace,
+            resume_cursor: None,
+            pass_done: true,
+            options: job.options.clone(),
+        };
+        let weak = Arc::downgrade(shared);
+        let mid = mid.to_string();
+        let repairs: godwit_mover::RepairSource = Arc::new(move |max| {
+            weak.upgrade()
+                .map(|s| s.reports.take_reverse_repairs(&mid, max))
+                .unwrap_or_default()
+        });
+        godwit_mover::start(reverse, Some(repairs))
+    }
+
     /// Pauses or resumes every copy of a migration.
     pub fn pause(&self, migration: &str, paused: bool) {
         let copies = self.copies.read().unwrap_or_else(|p| p.into_inner());
         for (_, h) in copies.get(migration).into_iter().flatten() {
             h.set_paused(paused);
         }
+        let rev = self.reverse.read().unwrap_or_else(|p| p.into_inner());
+        for (_, h) in rev.get(migration).into_iter().flatten() {
+            h.set_paused(paused);
+        }
     }
 
     /// Stops one member's copy, or all of a migration's.
     pub fn stop(&self, migration: &str, member: Option<&str>) {
+        {
+            let mut rev = self.reverse.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(members) = rev.get_mut(migration) {
+                members.retain(|(m, _)| member.is_some_and(|x| x != m));
+                if members.is_empty() {
+                    rev.remove(migration);
+                }
+            }
+        }
         let mut copies = self.copies.write().unwrap_or_else(|p| p.into_inner());
         if let Some(members) = copies.get_mut(migration) {
             // dropping a handle stops its copy

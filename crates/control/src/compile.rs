@@ -64,6 +64,7 @@ pub fn reverse_copy_route(id: String, target: String) -> MigrationRoute {
         },
     );
     route.copying = true;
+    route.copy_from_new = true;
     route
 }
 

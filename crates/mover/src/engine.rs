@@ -69,7 +69,14 @@ struct Engine {
     pass_done: AtomicBool,
     checkpoint: AtomicU64,
     total: AtomicU64,
+    /// Re-copies (dirty keys, repairs) the target refused, retried after [`RETRY_FAILED`].
+    failed: std::sync::Mutex<std::collections::VecDeque<(Instant, Bytes)>>,
 }
+
+/// When a re-copy the target refused (e.g. out of memory) is tried again.
+const RETRY_FAILED: Duration = Duration::from_secs(1);
+/// Most refused re-copies remembered for a retry.
+const MAX_FAILED: usize = 100_000;
 
 /// Starts a copy in the background (needs a tokio runtime). Connection problems show up as
 /// retries and, past the retry budget, as [`Phase::Failed`] on the progress channel.
@@ -85,6 +92,7 @@ pub fn start(job: CopyJob, repairs: Option<RepairSource>) -> CopyHandle {
     let engine = Arc::new(Engine {
         pass_done: AtomicBool::new(job.pass_done),
         checkpoint: AtomicU64::new(start_cursor),
+        failed: Default::default(),
         job,
         lanes: lanes.clone(),
         counters: Counters::default(),
@@ -176,6 +184,7 @@ async fn run(
                         keys.iter().for_each(|k| e.lanes.mark_repair(k));
                     }
                 }
+                retry_failed(e);
                 let pass_done = e.pass_done.load(Relaxed);
                 if !done
                     && pass_done
@@ -336,6 +345,17 @@ async fn worker(e: Arc<Engine>, lane: usize) -> Result<(), MoverError> {
     }
 }
 
+/// Queues again the re-copies the target refused at least [`RETRY_FAILED`] ago.
+fn retry_failed(e: &Engine) {
+    let now = Instant::now();
+    let mut failed = e.failed.lock().unwrap_or_else(|p| p.into_inner());
+    while failed.front().is_some_and(|(at, _)| *at <= now) {
+        if let Some((_, k)) = failed.pop_front() {
+            e.lanes.mark_repair(&k);
+        }
+    }
+}
+
 async fn process(
     e: &Engine,
     conns: &mut Option<(Conn, Conn)>,
@@ -365,7 +385,8 @@ async fn process(
         let entries = src.read(chunk).await?;
         let outcomes = dst.write(&entries, mode).await?;
         let c = &e.counters;
-        for o in outcomes {
+        let recopy = matches!(job, Job::Dirty { .. });
+        for (o, entry) in outcomes.into_iter().zip(&entries) {
             match o {
                 Outcome::Copied(b) => {
                     Counters::add(&c.copied, 1);
@@ -376,6 +397,11 @@ async fn process(
                 Outcome::Failed(msg) => {
                     Counters::add(&c.failed, 1);
                     tracing::debug!(copy = %e.job.name, error = %msg, "key not copied");
+                    // a write through the proxy or a repair must land eventually: try again
+                    let mut failed = e.failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if recopy && failed.len() < MAX_FAILED {
+                        failed.push_back((Instant::now() + RETRY_FAILED, entry.key.clone()));
+                    }
                 }
             }
         }

@@ -118,37 +118,38 @@ impl Reports {
     }
 
     /// One dual write resolved: `diverged` if exactly one side failed, `new_failed` if that side
-    /// was new; the key is queued for repair if it diverged or the write is `nondeterministic`
-    /// (the sides may have picked different ids or members), in the direction away from the
-    /// authoritative side (`new_authoritative`). One lock per dual write.
+    /// was new. Returns whether its keys must be queued for repair ([`Reports::repair`]): it
+    /// diverged, or the write is `nondeterministic` (the sides may have picked different ids or
+    /// members). One lock per dual write.
     pub(crate) fn dual_write(
         &self,
         migration: &Id,
         diverged: bool,
         new_failed: bool,
         nondeterministic: bool,
-        new_authoritative: bool,
-        key: Option<&[u8]>,
-    ) {
+    ) -> bool {
         let mut all = self.lock();
         let r = all.entry(migration.clone()).or_default();
         r.dual_writes += 1;
         r.new_failures += u64::from(new_failed);
         r.secondary_failures += u64::from(diverged);
-        if !diverged && !nondeterministic {
-            return;
-        }
-        if let Some(k) = key {
-            let queue = if new_authoritative {
-                &mut r.repair_reverse
-            } else {
-                &mut r.repair
-            };
-            if queue.len() < MAX_REPAIR {
-                queue.push_back(Bytes::copy_from_slice(k));
-            } else {
-                r.repair_overflow = true;
-            }
+        diverged || nondeterministic
+    }
+
+    /// Queues `key` for a re-copy away from the authoritative side (`new_authoritative`: new →
+    /// old, else old → new).
+    pub(crate) fn repair(&self, migration: &Id, new_authoritative: bool, key: &[u8]) {
+        let mut all = self.lock();
+        let r = all.entry(migration.clone()).or_default();
+        let queue = if new_authoritative {
+            &mut r.repair_reverse
+        } else {
+            &mut r.repair
+        };
+        if queue.len() < MAX_REPAIR {
+            queue.push_back(Bytes::copy_from_slice(key));
+        } else {
+            r.repair_overflow = true;
         }
     }
 

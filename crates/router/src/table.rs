@@ -60,6 +60,9 @@ pub struct MigrationRoute {
     /// The data copy is running: keys written through the proxy must be reported so the
     /// copy re-copies them after the write (convergence).
     pub copying: bool,
+    /// The copy reads the target and writes the source (a rollback's copy back): a written key
+    /// is re-copied from the target side.
+    pub copy_from_new: bool,
     /// The strategy, compiled for this proxy instance.
     pub rule: Rule,
 }
@@ -73,6 +76,7 @@ impl MigrationRoute {
             serve_new: false,
             paused: false,
             copying: false,
+            copy_from_new: false,
             rule,
         }
     }

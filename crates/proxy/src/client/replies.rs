@@ -155,9 +155,31 @@ impl Client {
                     let reports = &self.shared.reports;
                     let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
                     let new_auth = self.sources.is_new(p.primary);
-                    reports.dual_write(m, fa != fb, new_failed, nondet, new_auth, first_key);
+                    if reports.dual_write(m, fa != fb, new_failed, nondet) {
+                        // every key the write touched (MSET, DEL a b, ...)
+                        if let (Some((buf, c)), Some(info)) = (req, info) {
+                            keys::for_each_key(buf, &c, info, |k| reports.repair(m, new_auth, k));
+                        }
+                    }
                 }
-                if p.copying {
+                // the copy re-reads a written key from its source side: not when that side
+                // refused the write, nor for a write whose result each side picks itself when
+                // the source is not authoritative — either would overwrite the authoritative
+                // value with a stale one (the repair queues fix those keys instead)
+                let (new_failed_now, old_failed_now) = if self.sources.is_new(p.secondary) {
+                    (fb, fa)
+                } else {
+                    (fa, fb)
+                };
+                let from_new = self.sources.copy_from_new();
+                let source_failed = if from_new {
+                    new_failed_now
+                } else {
+                    old_failed_now
+                };
+                let source_authoritative = self.sources.is_new(p.primary) == from_new;
+                let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
+                if p.copying && !source_failed && (source_authoritative || !nondet) {
                     if let (Some(m), Some((buf, c)), Some(info)) = (&migration, req, info) {
                         let reports = &self.shared.reports;
                         keys::for_each_key(buf, &c, info, |k| reports.key_written(m, k));

@@ -146,6 +146,14 @@ impl Sources {
             .is_some_and(|m| m.copying)
     }
 
+    /// The cached route's copy reads the new side (a rollback's copy back).
+    pub(crate) fn copy_from_new(&self) -> bool {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.route.migration.as_ref())
+            .is_some_and(|m| m.copy_from_new)
+    }
+
     /// Replies waiting in source `idx`'s stash.
     #[inline]
     pub(crate) fn stash_n(&self, idx: usize) -> u32 {
