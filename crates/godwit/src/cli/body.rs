@@ -162,6 +162,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reason_and_flags() {
+        let r = Some("bad p99".to_string());
+        assert_eq!(
+            reason_body(
+                &r,
+                &[
+                    ("overwrite_on_reverse", json!(true)),
+                    ("force", Value::Null)
+                ]
+            ),
+            Some(json!({"reason": "bad p99", "overwrite_on_reverse": true}))
+        );
+        assert_eq!(reason_body(&None, &[("force", Value::Null)]), None);
+    }
+
+    #[test]
     fn canary_from_flags() {
         let a = BodyArgs {
             strategy: Some("canary".into()),

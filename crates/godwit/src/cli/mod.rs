@@ -158,6 +158,13 @@ enum Op {
     Rollback {
         /// Migration id.
         id: String,
+        /// Copy the target's data back to the source first (the migration stays
+        /// `rolling_back` until the copy is done; docs/data-movement.md).
+        #[arg(long)]
+        overwrite_on_reverse: bool,
+        /// Roll back a migration that is already rolling back.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         reason: Reason,
     },
@@ -334,8 +341,20 @@ async fn dispatch(cmd: MigrationsCmd) -> Result<ExitCode, CliError> {
                 json_out,
             );
         }
-        Op::Rollback { id, reason } => {
-            let b = reason_body(&reason.reason, &[]);
+        Op::Rollback {
+            id,
+            overwrite_on_reverse,
+            force,
+            reason,
+        } => {
+            let flag = |on: bool| if on { json!(true) } else { Value::Null };
+            let b = reason_body(
+                &reason.reason,
+                &[
+                    ("overwrite_on_reverse", flag(overwrite_on_reverse)),
+                    ("force", flag(force)),
+                ],
+            );
             status_out(
                 &c.send(Method::POST, &path(&id, "rollback"), b).await?,
                 json_out,
