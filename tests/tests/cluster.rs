@@ -2,7 +2,7 @@
 //! cross-slot commands get Redis Cluster's error, fan-out commands (DBSIZE, KEYS, SCAN,
 //! FLUSHALL) see every master, transactions and blocking commands work, resharding under load
 //! (MOVED/ASK) costs clients nothing, and a standalone Redis migrates into a 3-master cluster
-//! under load ending with verify = 0 differences.
+//! (and a cluster out to a standalone Redis) under load ending with verify = 0 differences.
 
 mod mover_common;
 
@@ -379,17 +379,39 @@ async fn compare_with_cluster(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_migrates_into_a_cluster_under_load() -> anyhow::Result<()> {
+    migrate_under_load(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_migrates_out_to_a_standalone_under_load() -> anyhow::Result<()> {
+    migrate_under_load(false).await
+}
+
+/// A canary migration with a scan copy between a standalone Redis and a 3-master cluster
+/// (`into_cluster`: standalone is old), under load through the proxy, ending with verify = 0,
+/// an independent comparison, and reads served by new after `complete`.
+async fn migrate_under_load(into_cluster: bool) -> anyhow::Result<()> {
     let keys = 10_000u64;
-    let old = RedisServer::start()?;
+    let standalone = RedisServer::start()?;
     let cluster = RedisCluster::start(3)?;
-    let mut a = old.client().await?;
-    mover_common::fill_all_types(&mut a, keys as usize).await?;
-    let fx = GodwitFixture::builder()
-        .endpoint("old", &old.url())
-        .cluster_endpoint("new", &cluster.url())
-        .interlay("main", "old")
-        .start()
-        .await?;
+    let mut a = standalone.client().await?;
+    let builder = GodwitFixture::builder();
+    let builder = if into_cluster {
+        builder
+            .endpoint("old", &standalone.url())
+            .cluster_endpoint("new", &cluster.url())
+    } else {
+        builder
+            .cluster_endpoint("old", &cluster.url())
+            .endpoint("new", &standalone.url())
+    };
+    let fx = builder.interlay("main", "old").start().await?;
+    if into_cluster {
+        mover_common::fill_all_types(&mut a, keys as usize).await?;
+    } else {
+        // filled through the proxy: the cluster endpoint routes each key to its master
+        mover_common::fill_all_types(&mut fx.client().await?, keys as usize).await?;
+    }
     fx.app()
         .dataplane()
         .movers()
@@ -444,7 +466,7 @@ async fn standalone_migrates_into_a_cluster_under_load() -> anyhow::Result<()> {
         &diffs[..diffs.len().min(20)]
     );
     c.complete("default", "m", &json!({})).await?;
-    // after completion the proxy serves from the cluster
+    // after completion the proxy serves from new (which has every write)
     let mut p = fx.raw().await?;
     for (k, n) in last.iter().take(30) {
         assert_eq!(
