@@ -230,7 +230,7 @@ async fn listed_endpoints(api: &AdminClient) -> Vec<String> {
     ids
 }
 
-/// A failed save answers a 500 envelope (never a panic or a dropped connection), changes
+/// A failed save answers a 503 envelope (never a panic or a dropped connection), changes
 /// nothing in memory or on disk, and the next save after the fault works.
 async fn save_fails_cleanly(
     api: &AdminClient,
@@ -245,8 +245,8 @@ async fn save_fails_cleanly(
         .post("/api/v1/endpoints", json!({"id": "during", "url": url}))
         .await
         .unwrap();
-    assert_eq!(r.status, 500, "{}", r.text);
-    assert_eq!(r.body["error"], "Internal error", "{}", r.text);
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["error"], "Service Unavailable", "{}", r.text);
     assert!(r.body["message"].as_str().unwrap().contains("store error"));
     assert_eq!(listed_endpoints(api).await, before, "memory changed");
     heal();

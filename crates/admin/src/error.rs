@@ -1,5 +1,6 @@
 //! The admin API's error type and its JSON envelope `{"error": kind, "message": text}`.
-//! Control-plane errors map by class: 400, 404, 409, 501, 500 (never for bad input).
+//! Control-plane errors map by class: 400, 404, 409, 501, 502, 503 (the store cannot be written:
+//! retry), 504, 500 (never for bad input).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -70,10 +71,14 @@ impl From<ControlError> for ApiError {
             ErrorClass::Conflict | ErrorClass::Migration => StatusCode::CONFLICT,
             ErrorClass::Unavailable => StatusCode::NOT_IMPLEMENTED,
             ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorClass::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorClass::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorClass::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        if matches!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
+        ) {
             tracing::error!(error = %e, "control plane failure");
         }
         ApiError::new(status, e.kind(), e.to_string())

@@ -14,8 +14,11 @@ pub enum ErrorClass {
     Migration,
     /// The feature exists in the API but its engine is not available yet (501).
     Unavailable,
-    /// The proxy itself failed: store or data-plane error (500).
+    /// The proxy itself failed: a data-plane error (500).
     Internal,
+    /// The state store could not be written (or read) now; nothing changed, a retry may work
+    /// (503).
+    StoreUnavailable,
     /// A Redis endpoint behind the proxy could not be reached or answered garbage (502).
     BadGateway,
     /// The change was saved but the fleet did not acknowledge it in time (504).
@@ -94,7 +97,8 @@ impl ControlError {
             Self::Conflict(_) => ErrorClass::Conflict,
             Self::Migration(_) => ErrorClass::Migration,
             Self::Unavailable(_) => ErrorClass::Unavailable,
-            Self::Store(_) | Self::DataPlane(_) => ErrorClass::Internal,
+            Self::Store(_) => ErrorClass::StoreUnavailable,
+            Self::DataPlane(_) => ErrorClass::Internal,
         }
     }
 
@@ -108,7 +112,8 @@ impl ControlError {
             Self::Conflict(_) => "Conflict",
             Self::Migration(_) => "Migration error",
             Self::Unavailable(_) => "Not Implemented",
-            Self::Store(_) | Self::DataPlane(_) => "Internal error",
+            Self::Store(_) => "Service Unavailable",
+            Self::DataPlane(_) => "Internal error",
             Self::Redis(_) => "Redis error",
             Self::Backend(_) => "Bad Gateway",
             Self::Timeout(_) => "Gateway Timeout",
