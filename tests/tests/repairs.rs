@@ -109,3 +109,75 @@ async fn a_write_that_failed_on_old_is_repaired_from_new() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// Clients pinned to one side's connection (a transaction, a blocking write) are not
+/// dual-written; once the copy is done no dirty mark reaches new either, so their keys are
+/// repaired from the side they ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_writes_after_the_copy_reach_new() -> anyhow::Result<()> {
+    let (old, new) = (RedisServer::start()?, RedisServer::start()?);
+    let fx = GodwitFixture::builder()
+        .endpoint("old", &old.url())
+        .endpoint("new", &new.url())
+        .interlay("main", "old")
+        .start()
+        .await?;
+    fx.app()
+        .dataplane()
+        .movers()
+        .set_options(godwit_mover::CopyOptions {
+            settle: Duration::from_millis(100),
+            tick: Duration::from_millis(50),
+            ..Default::default()
+        });
+    let c = fx.app().control();
+    c.create_migration(
+        "default",
+        &json!({"id": "m", "data": {"type": "scan"},
+                "strategy": {"type": "canary", "read_percentage": 0.0,
+                             "write_mode": {"mode": "dual_write", "policy": "old_authoritative"}}}),
+    )
+    .await?;
+    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
+        .await?;
+    c.migrate("default", "m").await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while c.get_migration("default", "m", false).await?["progress"]["phase"] != "done" {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "copy not done");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut p = fx.raw().await?;
+    p.ok(&["MULTI"]).await?;
+    p.cmd(&["SET", "tx:a", "1"]).await?;
+    p.cmd(&["INCRBY", "tx:b", "5"]).await?;
+    p.cmd(&["EXEC"]).await?;
+    p.cmd(&["RPUSH", "src", "x"]).await?;
+    p.cmd(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "1"])
+        .await?;
+    let mut b = new.client().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: (Option<String>, Option<i64>, Vec<String>, i64) = redis::pipe()
+            .cmd("GET")
+            .arg("tx:a")
+            .cmd("GET")
+            .arg("tx:b")
+            .cmd("LRANGE")
+            .arg("dst")
+            .arg(0)
+            .arg(-1)
+            .cmd("EXISTS")
+            .arg("src")
+            .query_async(&mut b)
+            .await?;
+        if got == (Some("1".into()), Some(5), vec!["x".to_string()], 0) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "new misses the pinned writes: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

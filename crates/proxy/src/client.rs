@@ -40,6 +40,9 @@ struct Target {
     also: Option<(u8, PairKind)>,
     /// A write while the copy runs that is not dual-written: report its keys on completion.
     mark: bool,
+    /// A write the migration would dual-write but a pinned client's connection sends to one
+    /// side only: queue its keys for repair from that side (`Some(true)`: the side is new).
+    repair: Option<bool>,
 }
 
 impl Target {
@@ -48,6 +51,7 @@ impl Target {
             src,
             also: None,
             mark: false,
+            repair: None,
         }
     }
 }
@@ -101,8 +105,16 @@ struct Pair {
     copying: bool,
 }
 
-/// Keys to report to the write observer once a write completed.
-enum Marks {
+/// Keys to report once a write that went to one side only completed.
+struct Marks {
+    keys: MarkKeys,
+    /// Report them to the copy as written (dirty).
+    dirty: bool,
+    /// Queue them for repair from this side (`Some(true)`: new).
+    repair: Option<bool>,
+}
+
+enum MarkKeys {
     /// The write keys of every command in these request bytes.
     Requests(Bytes),
     /// These keys (a transaction's).

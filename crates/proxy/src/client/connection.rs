@@ -82,8 +82,18 @@ impl Client {
             "exec" => {
                 self.state.watching = false;
                 let keys = self.state.multi_keys.take().unwrap_or_default();
-                match self.route_cmd(info, None, None) {
-                    Action::Forward(t) if self.sources.copying() => Action::Exec(t, keys),
+                let action = self.route_cmd(info, None, None);
+                // the transaction ran on one side: its keys go to the copy (while it runs) and,
+                // when the migration dual-writes, to the repair queue of the other side
+                let copying = self.sources.copying();
+                let repair = godwit_router::lookup(b"set")
+                    .and_then(|set| self.pinned_write_repair(set, keys.first().map(|k| &k[..])));
+                match action {
+                    Action::Forward(mut t) if !keys.is_empty() && (copying || repair.is_some()) => {
+                        t.mark = copying;
+                        t.repair = repair;
+                        Action::Exec(t, keys)
+                    }
                     other => other,
                 }
             }

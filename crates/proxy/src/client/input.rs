@@ -4,7 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use godwit_resp::{encode, parse_command, split_inline};
 
-use super::{error_reply, Action, Client, Expected, Marks, Pair, Target};
+use super::{error_reply, Action, Client, Expected, MarkKeys, Marks, Pair, Target};
 
 impl Client {
     /// Parses and routes every complete request in the read buffer (up to the pipeline limit).
@@ -112,7 +112,11 @@ impl Client {
                     target.src,
                     data,
                     1,
-                    (!keys.is_empty()).then_some(Marks::Keys(keys)),
+                    (!keys.is_empty()).then_some(Marks {
+                        keys: MarkKeys::Keys(keys),
+                        dirty: target.mark,
+                        repair: target.repair,
+                    }),
                 );
             }
             (Action::Local(reply), _) => self.local_after_batch(rbuf, len, reply),
@@ -148,7 +152,11 @@ impl Client {
     /// Sends `count` requests to the target's source(s) and records the replies due.
     pub(super) fn send(&mut self, target: Target, data: Bytes, count: u32) {
         let Some((secondary, kind)) = target.also else {
-            let mark = target.mark.then(|| Marks::Requests(data.clone()));
+            let mark = (target.mark || target.repair.is_some()).then(|| Marks {
+                keys: MarkKeys::Requests(data.clone()),
+                dirty: target.mark,
+                repair: target.repair,
+            });
             return self.send_remote(target.src, data, count, mark);
         };
         if self

@@ -9,7 +9,7 @@ use godwit_backend::Reply;
 use godwit_resp::parse_command;
 use godwit_router::{lookup, Class, ReplyPolicy};
 
-use super::{compare, keys, Client, Expected, Marks, Pair, PairKind};
+use super::{compare, keys, Client, Expected, MarkKeys, Marks, Pair, PairKind};
 
 impl Client {
     /// The source whose reply the head entry waits for, if it waits for one.
@@ -209,15 +209,24 @@ impl Client {
         }
     }
 
-    /// Reports the keys a completed non-dual write touched.
+    /// Reports the keys a completed one-sided write touched: to the copy (dirty) and/or to the
+    /// repair queue.
     fn report_marks(&mut self, marks: Marks) {
         let Some(m) = self.sources.migration_id().cloned() else {
             return;
         };
         let reports = &self.shared.reports;
-        match marks {
-            Marks::Keys(keys) => keys.iter().for_each(|k| reports.key_written(&m, k)),
-            Marks::Requests(reqs) => {
+        let mut report = |k: &[u8]| {
+            if marks.dirty {
+                reports.key_written(&m, k);
+            }
+            if let Some(new_auth) = marks.repair {
+                reports.repair(&m, new_auth, k);
+            }
+        };
+        match &marks.keys {
+            MarkKeys::Keys(keys) => keys.iter().for_each(|k| report(k)),
+            MarkKeys::Requests(reqs) => {
                 let mut off = 0;
                 while let Ok(Some(c)) = parse_command(&reqs[off..], &self.limits) {
                     let buf = &reqs[off..off + c.len];
@@ -227,7 +236,7 @@ impl Client {
                         .and_then(lookup)
                         .filter(|i| i.class == Class::Write)
                     {
-                        keys::for_each_key(buf, &c, info, |k| reports.key_written(&m, k));
+                        keys::for_each_key(buf, &c, info, &mut report);
                     }
                 }
             }

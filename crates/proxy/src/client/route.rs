@@ -33,20 +33,22 @@ impl Client {
                 keys::for_each_key(buf, cmd, info, |k| keys.push(Bytes::copy_from_slice(k)));
             }
         }
-        if info.has(flags::BLOCKING) {
-            let mut action = self.pin_cmd(None);
-            if info.class == Class::Write && self.sources.copying() {
-                if let Action::Forward(t) = &mut action {
-                    t.mark = true;
-                }
-            }
-            return action;
-        }
         let key = if info.first_key > 0 {
             cmd.arg(buf, info.first_key as usize)
         } else {
             None
         };
+        if info.has(flags::BLOCKING) {
+            let mut action = self.pin_cmd(None);
+            if info.class == Class::Write {
+                let repair = self.pinned_write_repair(info, key);
+                if let Action::Forward(t) = &mut action {
+                    t.mark = self.sources.copying();
+                    t.repair = repair;
+                }
+            }
+            return action;
+        }
         self.route_cmd(info, key, None)
     }
 
@@ -81,10 +83,17 @@ impl Client {
                     && info.class == Class::Write
                     && also.is_none()
                     && self.state.multi_keys.is_none();
+                // (another database than the endpoint's is not copied, so not repaired either)
+                let repair = r.repair.filter(|_| {
+                    info.class == Class::Write
+                        && self.state.multi_keys.is_none()
+                        && self.state.db.is_none()
+                });
                 let target = Target {
                     src: r.primary,
                     also,
                     mark,
+                    repair,
                 };
                 match bytes {
                     None => Action::Forward(target),
@@ -93,6 +102,25 @@ impl Client {
             }
             Err(msg) => Action::Local(error_reply(&msg)),
         }
+    }
+
+    /// For a pinned client's write: `Some(side is new)` when the migration would dual-write it.
+    pub(super) fn pinned_write_repair(
+        &self,
+        info: &CommandInfo,
+        key: Option<&[u8]>,
+    ) -> Option<bool> {
+        if self.state.db.is_some() {
+            return None; // another database than the endpoint's is not copied
+        }
+        let inputs = Inputs {
+            conn_id: self.id,
+            key,
+            identity: self.state.user.as_deref().or(self.state.name.as_deref()),
+            client_ip: self.peer,
+            rand: self.rng,
+        };
+        self.sources.pinned_repair(info, &inputs)
     }
 
     /// Routes to the client's dedicated connection, opening it (with the client's state) if needed.

@@ -53,6 +53,9 @@ pub(crate) struct Routed {
     pub reply: ReplyPolicy,
     /// The migration's copy is running: written keys must be reported.
     pub copying: bool,
+    /// The client is pinned to one side although the migration would dual-write this command:
+    /// its keys must be repaired from that side (`Some(true)`: new).
+    pub repair: Option<bool>,
 }
 
 pub(crate) struct Sources {
@@ -113,12 +116,14 @@ impl Sources {
         };
         let copying = c.route.migration.as_ref().is_some_and(|m| m.copying);
         if let Some(p) = self.pinned {
+            let repair = self.pinned_repair(info, inputs);
             return Ok(Routed {
                 primary: p as u8,
                 secondary: None,
                 mirror: Mirror::None,
                 reply: ReplyPolicy::Serve,
                 copying,
+                repair,
             });
         }
         let d = decide(&c.route, info, inputs);
@@ -135,7 +140,19 @@ impl Sources {
             mirror: d.mirror,
             reply: d.reply,
             copying,
+            repair: None,
         })
+    }
+
+    /// For a pinned client: whether the migration would dual-write `info` (then the write,
+    /// sent to the pinned side only, must be repaired from it), and whether that side is new.
+    /// Call after the route is fresh (`routed`, `serving_pool`).
+    pub(crate) fn pinned_repair(&self, info: &CommandInfo, inputs: &Inputs<'_>) -> Option<bool> {
+        let p = self.pinned?;
+        let c = self.cache.as_ref()?;
+        let new = c.new.as_ref()?;
+        (decide(&c.route, info, inputs).mirror == Mirror::Write)
+            .then(|| Arc::ptr_eq(&self.list[p].pool, new))
     }
 
     /// The cached route's migration is copying data (written keys must be reported).
