@@ -128,3 +128,91 @@ async fn writes_through_another_instance_reach_the_copy() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// A dual write that fails on new through `g2` is repaired by the copy running on `g1`: the
+/// repair queue crosses the fleet through the store too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_queued_on_another_instance_reach_the_copy() -> anyhow::Result<()> {
+    let (store, old, new) = (
+        RedisServer::start()?,
+        RedisServer::start()?,
+        RedisServer::start()?,
+    );
+    let g1 = node(&store, &old, &new, "g1").await?;
+    let g2 = node(&store, &old, &new, "g2").await?;
+    g1.app()
+        .dataplane()
+        .movers()
+        .set_options(godwit_mover::CopyOptions {
+            settle: Duration::from_millis(100),
+            tick: Duration::from_millis(50),
+            ..Default::default()
+        });
+    let c = g1.app().control();
+    c.create_migration(
+        "default",
+        &json!({"id": "m", "data": {"type": "scan"},
+                "strategy": {"type": "canary", "read_percentage": 0.0,
+                             "write_mode": {"mode": "dual_write", "policy": "old_authoritative"}}}),
+    )
+    .await?;
+    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
+        .await?;
+    c.migrate("default", "m").await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while c.get_migration("default", "m", false).await?["progress"]["phase"] != "done" {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "copy not done");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // wait until g2 runs the migration's route (dual writes)
+    let mut p = g2.client().await?;
+    let mut b = new.client().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        redis::cmd("SET")
+            .arg("probe")
+            .arg(1)
+            .query_async::<()>(&mut p)
+            .await?;
+        let on_new: Option<i64> = redis::cmd("GET").arg("probe").query_async(&mut b).await?;
+        if on_new == Some(1) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "g2 does not dual-write"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async::<()>(&mut b)
+        .await?;
+    // old-authoritative: the client gets old's OK, new refuses, g2 queues the key
+    redis::cmd("SET")
+        .arg("rk")
+        .arg("v")
+        .query_async::<()>(&mut p)
+        .await?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async::<()>(&mut b)
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let on_new: Option<String> = redis::cmd("GET").arg("rk").query_async(&mut b).await?;
+        if on_new.as_deref() == Some("v") {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "new was not repaired through the fleet"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

@@ -2,7 +2,9 @@
 //! writes, and the copy must re-copy every key written while it runs (SPEC §5.2: no stale
 //! overwrite). An instance without the copy buffers the keys it saw written and flushes them
 //! every [`TICK`] to the shared store (`SADD <prefix>:dirty:<migration> …`); the instance running
-//! the copy drains that set (`SPOP … 1000`) every tick into its lanes.
+//! the copy drains that set (`SPOP … 1000`) every tick into its lanes. Repair queues (dual writes
+//! that failed on one side, writes of pinned clients) travel the same way (`…:repair:<m>` for
+//! old → new, `…:repair-reverse:<m>` for new → old) into the copying instance's queues.
 //!
 //! Contract: a key written through any instance while the copy runs reaches the copy within about
 //! two ticks (plus the store's latency); the copy's `settle` time (default 300 ms) must exceed
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use godwit_proxy::ProxyShared;
 
 /// How often buffered keys are flushed and the dirty sets drained.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -32,6 +35,7 @@ pub struct DirtyRelay {
     prefix: String,
     pending: Mutex<(HashMap<String, Vec<Bytes>>, usize)>,
     draining: Mutex<HashSet<String>>,
+    shared: std::sync::Weak<ProxyShared>,
 }
 
 impl std::fmt::Debug for DirtyRelay {
@@ -44,12 +48,18 @@ impl std::fmt::Debug for DirtyRelay {
 
 impl DirtyRelay {
     /// Starts the relay thread for the store at `url`; `mark` receives drained keys.
-    pub fn start(url: &str, prefix: &str, mark: MarkLocal) -> anyhow::Result<Arc<Self>> {
+    pub fn start(
+        url: &str,
+        prefix: &str,
+        shared: &Arc<ProxyShared>,
+        mark: MarkLocal,
+    ) -> anyhow::Result<Arc<Self>> {
         let client = redis::Client::open(url)?;
         let relay = Arc::new(Self {
             prefix: prefix.to_string(),
             pending: Mutex::new((HashMap::new(), 0)),
             draining: Mutex::new(HashSet::new()),
+            shared: Arc::downgrade(shared),
         });
         let weak = Arc::downgrade(&relay);
         std::thread::Builder::new()
@@ -77,6 +87,11 @@ impl DirtyRelay {
 
     fn set_key(&self, migration: &str) -> String {
         format!("{}:dirty:{migration}", self.prefix)
+    }
+
+    fn repair_key(&self, migration: &str, reverse: bool) -> String {
+        let kind = if reverse { "repair-reverse" } else { "repair" };
+        format!("{}:{kind}:{migration}", self.prefix)
     }
 
     /// Buffers a key written through this instance for a migration copied elsewhere. Cheap: one
@@ -148,6 +163,7 @@ impl DirtyRelay {
             .iter()
             .cloned()
             .collect();
+        self.relay_repairs(con, &draining)?;
         for m in draining {
             loop {
                 let keys: Vec<Vec<u8>> = redis::cmd("SPOP")
@@ -162,6 +178,57 @@ impl DirtyRelay {
                 mark(&m, &keys);
                 if n < 1000 {
                     break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the repair queues of migrations copied elsewhere, and drains the published
+    /// ones of the migrations copied here into the local queues.
+    fn relay_repairs(
+        &self,
+        con: &mut redis::Connection,
+        draining: &[String],
+    ) -> redis::RedisResult<()> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        let reports = &shared.reports;
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        for m in reports.with_repairs() {
+            if draining.iter().any(|d| **d == *m) {
+                continue; // the local copy takes them
+            }
+            for reverse in [false, true] {
+                let keys = if reverse {
+                    reports.take_reverse_repairs(&m, 10_000)
+                } else {
+                    reports.take_repairs(&m, 10_000)
+                };
+                if keys.is_empty() {
+                    continue;
+                }
+                let set = self.repair_key(&m, reverse);
+                let members: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                pipe.cmd("SADD").arg(&set).arg(members).ignore();
+                pipe.cmd("EXPIRE").arg(&set).arg(SET_TTL_S).ignore();
+                any = true;
+            }
+        }
+        if any {
+            pipe.query::<()>(con)?;
+        }
+        for m in draining {
+            for reverse in [false, true] {
+                let keys: Vec<Vec<u8>> = redis::cmd("SPOP")
+                    .arg(self.repair_key(m, reverse))
+                    .arg(10_000)
+                    .query(con)?;
+                if !keys.is_empty() {
+                    let keys: Vec<Bytes> = keys.into_iter().map(Bytes::from).collect();
+                    reports.queue_repairs(m, reverse, &keys);
                 }
             }
         }

@@ -52,7 +52,7 @@ impl Godwit {
             // a fleet: copies run on one instance, writes arrive through all of them
             dataplane
                 .movers()
-                .install_relay(url, &config.store.key_prefix)?;
+                .install_relay(url, &config.store.key_prefix, &shared)?;
         }
         let mut ccfg = ControlConfig::new(&config.data_dir);
         ccfg.instance_id = config.instance.id.clone();

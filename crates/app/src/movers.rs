@@ -62,7 +62,12 @@ fn progress(p: &godwit_mover::Progress) -> Progress {
 
 impl Movers {
     /// Joins a fleet's dirty-key relay through the shared store (see `dirty_relay`).
-    pub fn install_relay(self: &Arc<Self>, url: &str, prefix: &str) -> anyhow::Result<()> {
+    pub fn install_relay(
+        self: &Arc<Self>,
+        url: &str,
+        prefix: &str,
+        shared: &Arc<ProxyShared>,
+    ) -> anyhow::Result<()> {
         let weak = Arc::downgrade(self);
         let mark: crate::dirty_relay::MarkLocal = Arc::new(move |migration, keys| {
             if let Some(me) = weak.upgrade() {
@@ -72,7 +77,7 @@ impl Movers {
                 }
             }
         });
-        let relay = crate::dirty_relay::DirtyRelay::start(url, prefix, mark)?;
+        let relay = crate::dirty_relay::DirtyRelay::start(url, prefix, shared, mark)?;
         let _ = self.relay.set(relay);
         Ok(())
     }

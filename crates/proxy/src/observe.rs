@@ -97,6 +97,23 @@ impl Reports {
         self.lock().get(migration).cloned()
     }
 
+    /// Migrations with keys waiting in a repair queue.
+    pub fn with_repairs(&self) -> Vec<Id> {
+        self.lock()
+            .iter()
+            .filter(|(_, r)| !r.repair.is_empty() || !r.repair_reverse.is_empty())
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// Queues keys another instance of the fleet found in need of repair (see
+    /// [`Reports::repair`]).
+    pub fn queue_repairs(&self, migration: &str, new_authoritative: bool, keys: &[Bytes]) {
+        let id = Id::from(migration);
+        keys.iter()
+            .for_each(|k| self.repair(&id, new_authoritative, k));
+    }
+
     /// Takes up to `max` keys queued for an old → new repair.
     pub fn take_repairs(&self, migration: &str, max: usize) -> Vec<Bytes> {
         let mut all = self.lock();
