@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod binary;
 pub mod cluster_client;
+pub mod migration;
 pub mod ports;
 pub mod process;
 pub mod redis_cluster;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use godwit_tests::migration::{canary_dual_write, start_migration, wait_copy_done, wait_migration};
 use godwit_tests::{GodwitFixture, RedisCluster, RedisServer, Reply};
 use serde_json::json;
 
@@ -423,33 +424,16 @@ async fn migrate_under_load(into_cluster: bool) -> anyhow::Result<()> {
         });
     let stop = Arc::new(AtomicBool::new(false));
     let handles = load(&fx, 3, keys, stop.clone());
-    let c = fx.app().control();
-    c.create_migration(
-        "default",
-        &json!({"id": "m", "data": {"type": "scan", "replace": "replace"},
-                "strategy": {"type": "canary", "read_percentage": 0.0,
-                             "write_mode": {"mode": "dual_write", "policy": "old_authoritative"}}}),
-    )
+    start_migration(&fx, canary_dual_write("m", "old_authoritative")).await?;
+    // the load runs while half the pass copies
+    wait_migration(&fx, "m", 60, |m| {
+        m["progress"]["keys_scanned"].as_u64().unwrap_or(0) > keys / 2
+            || m["progress"]["phase"] == "done"
+    })
     .await?;
-    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
-        .await?;
-    c.migrate("default", "m").await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut stopped = false;
-    loop {
-        let m = c.get_migration("default", "m", false).await?;
-        let scanned = m["progress"]["keys_scanned"].as_u64().unwrap_or(0);
-        if !stopped && scanned > keys / 2 {
-            // the load ran while half the pass copied
-            stop.store(true, Ordering::Relaxed);
-            stopped = true;
-        }
-        if stopped && m["progress"]["phase"] == "done" {
-            break;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out: {m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stop.store(true, Ordering::Relaxed);
+    wait_copy_done(&fx, "m", 60).await?;
+    let c = fx.app().control();
     let mut last = HashMap::new();
     for h in handles {
         let (l, errors) = h.await??;

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use godwit_tests::migration::{
+    canary_dual_write, quick_copy, start_migration, wait_copy_done, wait_migration,
+};
 use godwit_tests::{GodwitFixture, RedisServer};
 use serde_json::json;
 
@@ -82,40 +85,19 @@ async fn writes_through_another_instance_reach_the_copy() -> anyhow::Result<()> 
             anyhow::Ok((n, errors))
         })
     };
-    let c = g1.app().control();
-    c.create_migration(
-        "default",
-        &json!({"id": "m", "data": {"type": "scan", "replace": "replace"},
-                "strategy": {"type": "canary", "read_percentage": 0.0,
-                             "write_mode": {"mode": "dual_write", "policy": "old_authoritative"}}}),
-    )
+    start_migration(&g1, canary_dual_write("m", "old_authoritative")).await?;
+    // writes run while most of the pass copies (DELs shrink the keyspace meanwhile)
+    wait_migration(&g1, "m", 60, |m| {
+        m["progress"]["keys_scanned"].as_u64().unwrap_or(0) as usize >= keys * 4 / 5
+            || m["progress"]["phase"] == "done"
+    })
     .await?;
-    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
-        .await?;
-    c.migrate("default", "m").await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let m = c.get_migration("default", "m", false).await?;
-        let scanned = m["progress"]["keys_scanned"].as_u64().unwrap_or(0);
-        // writes run while most of the pass copies (DELs shrink the keyspace meanwhile)
-        if scanned as usize >= keys * 4 / 5 || m["progress"]["phase"] == "done" {
-            break;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out: {m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     stop.store(true, Ordering::Relaxed);
     let (writes, errors) = load.await??;
     assert_eq!(errors, 0, "clients saw errors");
     assert!(writes > 1000, "too little load: {writes}");
-    loop {
-        let m = c.get_migration("default", "m", false).await?;
-        if m["progress"]["phase"] == "done" {
-            break;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out: {m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_copy_done(&g1, "m", 60).await?;
+    let c = g1.app().control();
     let v = c.verify("default", "m", &json!({})).await?;
     assert_eq!(v["consistent"], true, "{v}");
     let mut b = new.client().await?;
@@ -140,30 +122,9 @@ async fn repairs_queued_on_another_instance_reach_the_copy() -> anyhow::Result<(
     );
     let g1 = node(&store, &old, &new, "g1").await?;
     let g2 = node(&store, &old, &new, "g2").await?;
-    g1.app()
-        .dataplane()
-        .movers()
-        .set_options(godwit_mover::CopyOptions {
-            settle: Duration::from_millis(100),
-            tick: Duration::from_millis(50),
-            ..Default::default()
-        });
-    let c = g1.app().control();
-    c.create_migration(
-        "default",
-        &json!({"id": "m", "data": {"type": "scan"},
-                "strategy": {"type": "canary", "read_percentage": 0.0,
-                             "write_mode": {"mode": "dual_write", "policy": "old_authoritative"}}}),
-    )
-    .await?;
-    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
-        .await?;
-    c.migrate("default", "m").await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get_migration("default", "m", false).await?["progress"]["phase"] != "done" {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "copy not done");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    g1.app().dataplane().movers().set_options(quick_copy());
+    start_migration(&g1, canary_dual_write("m", "old_authoritative")).await?;
+    wait_copy_done(&g1, "m", 10).await?;
     // wait until g2 runs the migration's route (dual writes)
     let mut p = g2.client().await?;
     let mut b = new.client().await?;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use godwit_tests::migration::{canary_dual_write, quick_copy, start_migration, wait_copy_done};
 use godwit_tests::{GodwitFixture, RedisServer};
 use serde_json::json;
 
@@ -17,25 +18,11 @@ async fn a_write_that_failed_on_old_is_repaired_from_new() -> anyhow::Result<()>
         .interlay("main", "old")
         .start()
         .await?;
-    fx.app()
-        .dataplane()
-        .movers()
-        .set_options(godwit_mover::CopyOptions {
-            settle: Duration::from_millis(100),
-            tick: Duration::from_millis(50),
-            ..Default::default()
-        });
+    fx.app().dataplane().movers().set_options(quick_copy());
+    let mut body = canary_dual_write("m", "new_authoritative");
+    body["data"] = json!({"type": "scan"});
+    start_migration(&fx, body).await?;
     let c = fx.app().control();
-    c.create_migration(
-        "default",
-        &json!({"id": "m", "data": {"type": "scan"},
-                "strategy": {"type": "canary", "read_percentage": 0.0,
-                             "write_mode": {"mode": "dual_write", "policy": "new_authoritative"}}}),
-    )
-    .await?;
-    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
-        .await?;
-    c.migrate("default", "m").await?;
     let mut p = fx.client().await?;
     redis::cmd("SET")
         .arg("k")
@@ -45,11 +32,7 @@ async fn a_write_that_failed_on_old_is_repaired_from_new() -> anyhow::Result<()>
     // the copy is done: dual writes carry every change and the repair queues fix failures (a
     // failure while a re-copy of the key is still pending is the race docs/data-movement.md
     // describes)
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get_migration("default", "m", false).await?["progress"]["phase"] != "done" {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "copy not done");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_copy_done(&fx, "m", 10).await?;
     // old refuses writes now; new takes them and answers the client
     let mut a = old.client().await?;
     redis::cmd("CONFIG")
@@ -122,30 +105,9 @@ async fn pinned_writes_after_the_copy_reach_new() -> anyhow::Result<()> {
         .interlay("main", "old")
         .start()
         .await?;
-    fx.app()
-        .dataplane()
-        .movers()
-        .set_options(godwit_mover::CopyOptions {
-            settle: Duration::from_millis(100),
-            tick: Duration::from_millis(50),
-            ..Default::default()
-        });
-    let c = fx.app().control();
-    c.create_migration(
-        "default",
-        &json!({"id": "m", "data": {"type": "scan"},
-                "strategy": {"type": "canary", "read_percentage": 0.0,
-                             "write_mode": {"mode": "dual_write", "policy": "old_authoritative"}}}),
-    )
-    .await?;
-    c.add_interlay("default", "m", "main", &json!({"endpoint": "new"}))
-        .await?;
-    c.migrate("default", "m").await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get_migration("default", "m", false).await?["progress"]["phase"] != "done" {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "copy not done");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    fx.app().dataplane().movers().set_options(quick_copy());
+    start_migration(&fx, canary_dual_write("m", "old_authoritative")).await?;
+    wait_copy_done(&fx, "m", 10).await?;
     let mut p = fx.raw().await?;
     p.ok(&["MULTI"]).await?;
     p.cmd(&["SET", "tx:a", "1"]).await?;

@@ -18,8 +18,8 @@ use redis::{ConnectionAddr, ConnectionInfo, Value};
 
 use crate::error::{MoverError, Side};
 use crate::io;
+pub(crate) use slots::key_slot;
 use slots::{decode_cursor, encode_cursor, parse_cluster_slots, split_addr, SlotMap};
-pub(crate) use slots::{hash_tag, key_slot};
 
 /// Connections to the masters of one cluster. Cloning shares the slot map and clones the
 /// (multiplexed) connections.

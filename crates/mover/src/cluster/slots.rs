@@ -12,38 +12,9 @@ const NODE_BITS: u32 = 10;
 /// A slot no master owns (yet).
 const UNASSIGNED: u16 = u16::MAX;
 
-/// The hash tag of `key`: the bytes between the first `{` and the next `}` when not empty,
-/// else the whole key (the same rule as `godwit_router::strategy::hash_tag`).
-pub(crate) fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&c| c == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&c| c == b'}') {
-            if len > 0 {
-                return &key[open + 1..open + 1 + len];
-            }
-        }
-    }
-    key
-}
-
-/// The cluster slot of `key`.
+/// The cluster slot of `key` (CRC16 of its hash tag; one implementation for the whole proxy).
 pub(crate) fn key_slot(key: &[u8]) -> u16 {
-    crc16(hash_tag(key)) % SLOTS as u16
-}
-
-/// CRC16-CCITT (XMODEM), as Redis Cluster uses it.
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    godwit_router::keys::slot(key)
 }
 
 /// Which master serves each slot. Masters are sorted by address, so a master's index (used in

@@ -40,7 +40,7 @@ return n"#;
 pub(crate) fn scratch_key(key: &[u8]) -> Vec<u8> {
     const SUFFIX: &[u8] = b":godwit-merge-scratch";
     let mut out = Vec::with_capacity(key.len() + 24);
-    if crate::cluster::hash_tag(key).len() < key.len() {
+    if godwit_router::strategy::hash_tag(key).len() < key.len() {
         out.extend_from_slice(key);
     } else if !key.is_empty() && !key.contains(&b'}') {
         out.push(b'{');
