@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_mover::CopyOptions;
+use godwit_tests::migration::{start_migration, wait_migration};
 use godwit_tests::{GodwitFixture, RedisServer};
 use mover_common::{differences, fill_all_types};
 use serde_json::{json, Value};
@@ -43,37 +44,6 @@ fn opts(rate: u64) -> CopyOptions {
         timeout: Duration::from_millis(700),
         retries: 3,
         ..Default::default()
-    }
-}
-
-async fn start_migration(fx: &GodwitFixture, body: Value) -> anyhow::Result<()> {
-    let c = fx.app().control();
-    let id = body["id"].as_str().unwrap_or_default().to_string();
-    c.create_migration(ORG, &body).await?;
-    c.add_interlay(ORG, &id, "main", &json!({"endpoint": "new"}))
-        .await?;
-    c.migrate(ORG, &id).await?;
-    Ok(())
-}
-
-async fn wait_for(
-    fx: &GodwitFixture,
-    id: &str,
-    secs: u64,
-    f: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let c = fx.app().control();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let m = c.get_migration(ORG, id, false).await?;
-        if f(&m) {
-            return Ok(m);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "timed out; migration: {m}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -175,7 +145,7 @@ async fn migrate_under_load(strategy: Value, keys: usize, rate: u64) -> anyhow::
     )
     .await?;
     // writes run while the pass copies
-    let m = wait_for(&fx, "m", 90, |m| {
+    let m = wait_migration(&fx, "m", 90, |m| {
         m["progress"]["keys_scanned"].as_u64().unwrap_or(0) > keys as u64 / 2
     })
     .await?;
@@ -183,7 +153,7 @@ async fn migrate_under_load(strategy: Value, keys: usize, rate: u64) -> anyhow::
     stop.store(true, Ordering::Relaxed);
     let (last, errors) = finish_load(handles).await?;
     assert_eq!(errors, 0, "clients saw errors");
-    let m = wait_for(&fx, "m", 90, |m| m["progress"]["phase"] == "done").await?;
+    let m = wait_migration(&fx, "m", 90, |m| m["progress"]["phase"] == "done").await?;
     assert!(
         m["progress"]["keys_copied"].as_u64().unwrap() >= keys as u64,
         "{m}"
@@ -246,12 +216,12 @@ async fn new_killed_mid_copy_rolls_back_and_old_has_every_write() -> anyhow::Res
                                 "data": {"type": "scan"}, "failure_handling": "rollback_all"}),
     )
     .await?;
-    wait_for(&fx, "m", 20, |m| {
+    wait_migration(&fx, "m", 20, |m| {
         m["progress"]["keys_copied"].as_u64().unwrap_or(0) > 2000
     })
     .await?;
     new.stop();
-    let m = wait_for(&fx, "m", 20, |m| m["status"] == "rolled_back").await?;
+    let m = wait_migration(&fx, "m", 20, |m| m["status"] == "rolled_back").await?;
     assert!(
         m["status_reason"]
             .as_str()
@@ -283,12 +253,12 @@ async fn short_outage_is_retried_and_completes() -> anyhow::Result<()> {
                                 "failure_handling": {"type": "retry_then_all", "retry_count": 3}}),
     )
     .await?;
-    wait_for(&fx, "m", 20, |m| {
+    wait_migration(&fx, "m", 20, |m| {
         m["progress"]["keys_copied"].as_u64().unwrap_or(0) > 1000
     })
     .await?;
     new.pause()?;
-    let m = wait_for(&fx, "m", 20, |m| {
+    let m = wait_migration(&fx, "m", 20, |m| {
         m["status_reason"]
             .as_str()
             .is_some_and(|r| r.contains("retrying"))
@@ -296,7 +266,7 @@ async fn short_outage_is_retried_and_completes() -> anyhow::Result<()> {
     .await?;
     assert_eq!(m["status"], "running");
     new.resume()?;
-    let m = wait_for(&fx, "m", 30, |m| m["progress"]["phase"] == "done").await?;
+    let m = wait_migration(&fx, "m", 30, |m| m["progress"]["phase"] == "done").await?;
     assert_eq!(m["status"], "running", "{m}");
     let diffs = differences(&mut a, &mut b, Duration::from_millis(1000)).await?;
     assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(20)]);
