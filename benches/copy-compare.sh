@@ -5,6 +5,7 @@
 #
 #   benches/copy-compare.sh                    # 1M keys, MIGRATE batches of 5000
 #   KEYS=200000 BATCH=5000 NO_BUILD=1 benches/copy-compare.sh
+#   ROUNDS=5 benches/copy-compare.sh          # alternating rounds (default 3), medians reported
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../scripts/lib.sh
@@ -53,22 +54,33 @@ for start in range(0, n, batch):
     cmd(["MIGRATE", "127.0.0.1", port, "", "0", "5000", "COPY", "REPLACE", "KEYS"] + keys)
 PY
 now() { date +%s.%N; }
-log "MIGRATE COPY REPLACE KEYS in batches of $BATCH"
-t0=$(now)
-cli "$OLD" --pipe <"$WORK/migrate.resp" >"$WORK/migrate.out"
-t1=$(now)
-grep -q "errors: 0" "$WORK/migrate.out" || die "MIGRATE errors: $(cat "$WORK/migrate.out")"
-[[ $(cli "$NEW" DBSIZE) == "$KEYS" ]] || die "MIGRATE copied $(cli "$NEW" DBSIZE) keys"
-MIGRATE_RATE=$(python3 -c "print(round($KEYS / ($t1 - $t0)))")
-log "MIGRATE: $KEYS keys in $(python3 -c "print(round($t1 - $t0, 3))") s = $MIGRATE_RATE keys/s"
+ROUNDS=${ROUNDS:-3}
+MIGRATE_RATES=()
+MOVER_RATES=()
+for round in $(seq 1 "$ROUNDS"); do
+    cli "$NEW" FLUSHALL >/dev/null
+    log "round $round: MIGRATE COPY REPLACE KEYS in batches of $BATCH"
+    t0=$(now)
+    cli "$OLD" --pipe <"$WORK/migrate.resp" >"$WORK/migrate.out"
+    t1=$(now)
+    grep -q "errors: 0" "$WORK/migrate.out" || die "MIGRATE errors: $(cat "$WORK/migrate.out")"
+    [[ $(cli "$NEW" DBSIZE) == "$KEYS" ]] || die "MIGRATE copied $(cli "$NEW" DBSIZE) keys"
+    rate=$(python3 -c "print(round($KEYS / ($t1 - $t0)))")
+    MIGRATE_RATES+=("$rate")
+    log "MIGRATE: $KEYS keys in $(python3 -c "print(round($t1 - $t0, 3))") s = $rate keys/s"
 
-cli "$NEW" FLUSHALL >/dev/null
-log "godwit mover (SCAN + Lua PTTL/DUMP batches → pipelined RESTORE ABSTTL REPLACE)"
-OUT=$("$COPY" "redis://127.0.0.1:$OLD" "redis://127.0.0.1:$NEW")
-log "$OUT"
-[[ $(cli "$NEW" DBSIZE) == "$KEYS" ]] || die "mover copied $(cli "$NEW" DBSIZE) keys"
-MOVER_RATE=$(sed -E 's/.*: ([0-9]+) keys\/s/\1/' <<<"$OUT")
+    cli "$NEW" FLUSHALL >/dev/null
+    log "round $round: godwit mover (SCAN + Lua PTTL/DUMP batches → pipelined RESTORE ABSTTL REPLACE)"
+    OUT=$("$COPY" "redis://127.0.0.1:$OLD" "redis://127.0.0.1:$NEW")
+    log "$OUT"
+    [[ $(cli "$NEW" DBSIZE) == "$KEYS" ]] || die "mover copied $(cli "$NEW" DBSIZE) keys"
+    MOVER_RATES+=("$(sed -E 's/.*: ([0-9]+) keys\/s/\1/' <<<"$OUT")")
+done
 
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2)}'; }
+MIGRATE_RATE=$(median "${MIGRATE_RATES[@]}")
+MOVER_RATE=$(median "${MOVER_RATES[@]}")
 RATIO=$(python3 -c "print(round($MOVER_RATE / $MIGRATE_RATE, 2))")
+log "per round: MIGRATE ${MIGRATE_RATES[*]}; mover ${MOVER_RATES[*]}"
 printf 'keys\tmigrate_keys_per_s\tmover_keys_per_s\tratio\n%s\t%s\t%s\t%s\n' \
     "$KEYS" "$MIGRATE_RATE" "$MOVER_RATE" "$RATIO"

@@ -23,6 +23,9 @@ async fn main() {
         options: CopyOptions {
             settle: Duration::ZERO,
             tick: Duration::from_millis(10),
+            // BATCH / LANES override the defaults (to try tunings)
+            batch: env_or("BATCH", CopyOptions::default().batch),
+            lanes: env_or("LANES", CopyOptions::default().lanes),
             ..Default::default()
         },
     };
@@ -45,4 +48,11 @@ async fn main() {
         p.bytes_copied,
         p.keys_copied as f64 / secs
     );
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
