@@ -17,7 +17,7 @@ use merge::merge;
 pub(crate) use merge::{merge_cmd, merge_outcome};
 
 /// PTTL + DUMP of every key, atomically per batch; a missing key gives PTTL -2 and nil.
-const READ: &str = "local o = {} for i, k in ipairs(KEYS) do \
+pub(crate) const READ: &str = "local o = {} for i, k in ipairs(KEYS) do \
 o[2*i-1] = redis.call('PTTL', k) o[2*i] = redis.call('DUMP', k) end return o";
 
 /// One key as read from the source.
@@ -98,39 +98,6 @@ pub(crate) async fn scan(
         .await
         .map_err(|e| MoverError::from_redis(side, e))?;
     Ok((next, keys.into_iter().map(Bytes::from).collect()))
-}
-
-/// PTTL + DUMP of `keys` in one call.
-pub(crate) async fn read(
-    c: &mut MultiplexedConnection,
-    side: Side,
-    keys: &[Bytes],
-) -> Result<Vec<Entry>, MoverError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(READ).arg(keys.len());
-    for k in keys {
-        cmd.arg(&k[..]);
-    }
-    let now = now_ms();
-    let values: Vec<Value> = cmd
-        .query_async(c)
-        .await
-        .map_err(|e| MoverError::from_redis(side, e))?;
-    if values.len() != keys.len() * 2 {
-        return Err(MoverError::Protocol {
-            side,
-            message: format!("{} values for {} keys", values.len(), keys.len()),
-        });
-    }
-    let mut out = Vec::with_capacity(keys.len());
-    let mut it = values.into_iter();
-    for key in keys {
-        out.push(entry(key, it.next(), it.next(), now));
-    }
-    Ok(out)
 }
 
 /// One key from its `PTTL` and `DUMP` replies, read at `now` (unix ms).

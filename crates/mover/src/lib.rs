@@ -32,6 +32,7 @@ mod lanes;
 mod logical;
 mod options;
 mod progress;
+mod raw;
 mod verify;
 
 pub use engine::{start, CopyHandle, RepairSource};
