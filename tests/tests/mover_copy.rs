@@ -284,3 +284,43 @@ async fn resumes_from_checkpoint_and_verify_reports_differences() -> anyhow::Res
     assert!(sampled.keys_checked > 50 && sampled.keys_checked <= 100);
     Ok(())
 }
+
+/// Credentials and a database in the URLs reach the copy's connections (the raw path too):
+/// keys copied from db 2 of a password-protected source land in db 3 of the target only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_between_password_protected_databases() -> anyhow::Result<()> {
+    let src = RedisServer::builder().password("s3cret").start()?;
+    let dst = RedisServer::builder().password("0ther").start()?;
+    let (src_url, dst_url) = (format!("{}/2", src.url()), format!("{}/3", dst.url()));
+    let mut a = redis::Client::open(src_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    fill_all_types(&mut a, 500).await?;
+    let mut j = job(&src, &dst, Mode::Snapshot, ReplaceMode::Replace);
+    j.source_url = src_url.clone();
+    j.target_url = dst_url.clone();
+    let h = start(j, None);
+    let p = wait_phase(&h, Phase::Done).await?;
+    assert_eq!((p.keys_copied, p.keys_failed), (504, 0), "{p:?}");
+    let mut b = redis::Client::open(dst_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let diffs = differences(&mut a, &mut b, Duration::from_millis(500)).await?;
+    assert!(diffs.is_empty(), "{diffs:?}");
+    let mut b0 = dst.client().await?;
+    let in_db0: u64 = redis::cmd("DBSIZE").query_async(&mut b0).await?;
+    assert_eq!(in_db0, 0, "the target's db 0 stays empty");
+    // a wrong password is refused, not retried forever
+    let mut bad = job(&src, &dst, Mode::Snapshot, ReplaceMode::Replace);
+    bad.target_url = format!("redis://:wrong@127.0.0.1:{}/3", dst.port());
+    let h = start(bad, None);
+    let mut rx = h.progress();
+    let p = tokio::time::timeout(
+        Duration::from_secs(20),
+        rx.wait_for(|p| p.phase == Phase::Failed),
+    )
+    .await??
+    .clone();
+    assert!(p.error.is_some(), "{p:?}");
+    Ok(())
+}
