@@ -460,3 +460,55 @@ async fn migrate_under_load(into_cluster: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `test` checks each endpoint's cluster flag against what answers, and the cluster's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_checks_the_cluster_flag_and_state() -> anyhow::Result<()> {
+    let old = RedisServer::start()?;
+    let cluster = RedisCluster::start(3)?;
+    let fx = GodwitFixture::builder()
+        .endpoint("old", &old.url())
+        .cluster_endpoint("new", &cluster.url())
+        .endpoint("undeclared", &cluster.url())
+        .cluster_endpoint("not_a_cluster", &old.url())
+        .interlay("main", "old")
+        .start()
+        .await?;
+    let c = fx.app().control();
+    let check = |id: &'static str, target: &'static str| {
+        let c = c.clone();
+        async move {
+            c.create_migration(
+                "default",
+                &json!({"id": id, "strategy": {"type": "big_bang"}, "data": {"type": "none"}}),
+            )
+            .await?;
+            c.add_interlay("default", id, "main", &json!({"endpoint": target}))
+                .await?;
+            let r = c.test_migration("default", id).await?;
+            // the interlay is free for the next check
+            c.delete_migration("default", id, true).await?;
+            anyhow::Ok(r)
+        }
+    };
+    let ok = check("good", "new").await?;
+    assert_eq!(ok["valid"], true, "{ok}");
+    assert_eq!(ok["endpoints"]["new"]["cluster_state"], "ok", "{ok}");
+    assert!(ok["endpoints"]["old"]["cluster_state"].is_null(), "{ok}");
+    let bad = check("undeclared_one", "undeclared").await?;
+    assert_eq!(bad["valid"], false, "{bad}");
+    assert!(
+        bad["errors"]
+            .to_string()
+            .contains("is a Redis Cluster node"),
+        "{bad}"
+    );
+    let bad = check("not_cluster_one", "not_a_cluster").await?;
+    assert!(
+        bad["errors"]
+            .to_string()
+            .contains("cluster support disabled"),
+        "{bad}"
+    );
+    Ok(())
+}

@@ -239,6 +239,7 @@ impl DataPlane for AppDataPlane {
             Ok(EndpointProbe {
                 version: p.version,
                 ping_us: p.ping.as_micros() as u64,
+                cluster_state: p.cluster_state,
             })
         })
     }

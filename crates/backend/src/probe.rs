@@ -16,6 +16,9 @@ pub struct Probe {
     pub version: String,
     /// PING round trip.
     pub ping: Duration,
+    /// `cluster_state` from `CLUSTER INFO` when the server is a Redis Cluster node (`ok`,
+    /// `fail`); `None` for a standalone server.
+    pub cluster_state: Option<String>,
 }
 
 /// Connects to `url` (with its credentials), PINGs it and reads its version.
@@ -39,13 +42,13 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Probe, BackendError> 
     let work = async {
         let started = Instant::now();
         stream
-            .write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            .write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n*2\r\n$7\r\nCLUSTER\r\n$4\r\nINFO\r\n")
             .await?;
         let mut buf = BytesMut::new();
         let mut scanner = ReplyScanner::new();
         let mut replies = Vec::new();
         let mut ping = Duration::ZERO;
-        while replies.len() < 2 {
+        while replies.len() < 3 {
             match scanner
                 .next(&buf)
                 .map_err(|e| std::io::Error::other(e.to_string()))?
@@ -80,5 +83,17 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<Probe, BackendError> 
         .find_map(|l| l.strip_prefix("redis_version:"))
         .map(|v| v.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
-    Ok(Probe { version, ping })
+    // a standalone server answers CLUSTER INFO with an error
+    let cluster_state = (replies[2].first() == Some(&b'$')).then(|| {
+        String::from_utf8_lossy(&replies[2])
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster_state:"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    });
+    Ok(Probe {
+        version,
+        ping,
+        cluster_state,
+    })
 }

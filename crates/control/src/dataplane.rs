@@ -50,6 +50,8 @@ pub struct EndpointProbe {
     pub version: String,
     /// Round trip of a PING in microseconds.
     pub ping_us: u64,
+    /// `cluster_state` when the server is a Redis Cluster node; `None` when standalone.
+    pub cluster_state: Option<String>,
 }
 
 /// A copy the control plane asks for: the data of one interlay member of a migration.
@@ -173,6 +175,7 @@ impl DataPlane for NoopDataPlane {
             Ok(EndpointProbe {
                 version: "0.0.0".into(),
                 ping_us: 0,
+                cluster_state: None,
             })
         })
     }

@@ -58,7 +58,7 @@ impl Control {
         let mut pairs: Vec<(String, String, String, String, String)> = Vec::new();
         let mut api_eps: Vec<(String, String)> = Vec::new();
         let strategy_type: &str;
-        let (id, apis_tested, interlays_tested, copies, notes) = {
+        let (id, apis_tested, interlays_tested, copies, notes, declared) = {
             let mut inner = self.lock().await;
             let mut next = inner.state.clone();
             let os = org_mut(&mut next, org_id);
@@ -100,6 +100,12 @@ impl Control {
                 }
             }
             let counts = (m.apis.len(), m.interlays.len(), m.data != DataRule::None);
+            // which endpoints are declared Redis Clusters (checked against what answers)
+            let declared: BTreeMap<String, bool> = os
+                .endpoints
+                .iter()
+                .map(|(k, e)| (k.clone(), e.cluster))
+                .collect();
             let notes = strategy_notes(&m.strategy, &self.cfg.instance_id);
             strategy_type = m.strategy.type_name();
             let Some(m) = os.migrations.get_mut(&id) else {
@@ -107,7 +113,7 @@ impl Control {
             };
             step(m, Action::StartTest)?;
             self.commit(&mut inner, next).await?;
-            (id, counts.0, counts.1, counts.2, notes)
+            (id, counts.0, counts.1, counts.2, notes, declared)
         };
         let (mut errors, mut warnings) = notes;
         let mut seen: BTreeMap<String, Value> = BTreeMap::new();
@@ -127,8 +133,26 @@ impl Control {
             }
             match self.probe(&url).await {
                 Ok(p) => {
+                    let is_declared = declared.get(&ep).copied().unwrap_or(false);
+                    match (&p.cluster_state, is_declared) {
+                        (Some(_), false) => errors.push(format!(
+                            "endpoint '{ep}' is a Redis Cluster node: declare it with \"cluster\": true"
+                        )),
+                        (None, true) => errors.push(format!(
+                            "endpoint '{ep}' is declared \"cluster\": true but the server has cluster support disabled"
+                        )),
+                        (Some(s), true) if s != "ok" => {
+                            errors.push(format!("endpoint '{ep}': cluster_state is {s}"))
+                        }
+                        _ => {}
+                    }
                     versions.insert(ep.clone(), p.version.clone());
-                    seen.insert(ep, json!({"reachable": true, "version": p.version, "ping_ms": p.ping_us as f64 / 1000.0}));
+                    seen.insert(
+                        ep,
+                        json!({"reachable": true, "version": p.version,
+                                           "ping_ms": p.ping_us as f64 / 1000.0,
+                                           "cluster_state": p.cluster_state}),
+                    );
                 }
                 Err(e) => {
                     errors.push(format!("endpoint '{ep}' is unreachable: {e}"));

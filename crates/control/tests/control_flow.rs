@@ -41,6 +41,7 @@ impl DataPlane for Recorder {
                 Ok(EndpointProbe {
                     version: "7.2.4".into(),
                     ping_us: 120,
+                    cluster_state: None,
                 })
             }
         })

@@ -46,6 +46,7 @@ impl DataPlane for Copies {
             Ok(EndpointProbe {
                 version: "7.2.4".into(),
                 ping_us: 1,
+                cluster_state: None,
             })
         })
     }
