@@ -146,16 +146,14 @@ impl Client {
                     // one side has the write and the other has not: count it, queue the key
                     self.secondary_failures.increment(1);
                 }
+                // which reply came from which side: the pair's other side is new unless the
+                // primary is
+                let new_auth = self.sources.is_new(p.primary);
+                let (new_refused, old_refused) = if new_auth { (fa, fb) } else { (fb, fa) };
+                let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
                 if let Some(m) = &migration {
-                    let new_failed = if self.sources.is_new(p.secondary) {
-                        fb && !fa
-                    } else {
-                        fa && !fb && self.sources.is_new(p.primary)
-                    };
                     let reports = &self.shared.reports;
-                    let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
-                    let new_auth = self.sources.is_new(p.primary);
-                    if reports.dual_write(m, fa != fb, new_failed, nondet) {
+                    if reports.dual_write(m, fa != fb, new_refused && !old_refused, nondet) {
                         // every key the write touched (MSET, DEL a b, ...)
                         if let (Some((buf, c)), Some(info)) = (req, info) {
                             keys::for_each_key(buf, &c, info, |k| reports.repair(m, new_auth, k));
@@ -166,19 +164,9 @@ impl Client {
                 // refused the write, nor for a write whose result each side picks itself when
                 // the source is not authoritative — either would overwrite the authoritative
                 // value with a stale one (the repair queues fix those keys instead)
-                let (new_failed_now, old_failed_now) = if self.sources.is_new(p.secondary) {
-                    (fb, fa)
-                } else {
-                    (fa, fb)
-                };
                 let from_new = self.sources.copy_from_new();
-                let source_failed = if from_new {
-                    new_failed_now
-                } else {
-                    old_failed_now
-                };
-                let source_authoritative = self.sources.is_new(p.primary) == from_new;
-                let nondet = req.is_some_and(|(buf, c)| keys::nondeterministic(buf, &c, info));
+                let source_failed = if from_new { new_refused } else { old_refused };
+                let source_authoritative = new_auth == from_new;
                 if p.copying && !source_failed && (source_authoritative || !nondet) {
                     if let (Some(m), Some((buf, c)), Some(info)) = (&migration, req, info) {
                         let reports = &self.shared.reports;
