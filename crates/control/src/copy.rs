@@ -187,7 +187,7 @@ impl Control {
         match started {
             Ok(None) => {}
             Ok(Some(rx)) => {
-                tokio::spawn(watch_copy(me, org, id, member, gen, rx));
+                tokio::spawn(watch_copy(me, org, id, member, gen, rx, Copying::Forward));
             }
             Err(e) => {
                 tokio::spawn(async move {
@@ -300,14 +300,24 @@ impl Control {
     }
 }
 
-/// Follows one copy's progress until its channel closes or it fails.
-async fn watch_copy(
+/// Which copy a watcher follows: a migration's forward copy or a rollback's copy back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Copying {
+    Forward,
+    /// Ends at `done` (the member is then rolled back).
+    Back,
+}
+
+/// Follows one copy's progress until its channel closes or it fails (a copy back also ends at
+/// `done`); progress is saved on a phase change and at least every [`PERSIST_EVERY`].
+pub(crate) async fn watch_copy(
     me: std::sync::Weak<Control>,
     org: String,
     id: String,
     member: String,
     gen: u64,
     mut rx: watch::Receiver<Progress>,
+    kind: Copying,
 ) {
     let mut last_save = Instant::now();
     let mut last_phase = String::new();
@@ -319,15 +329,28 @@ async fn watch_copy(
         let Some(c) = me.upgrade() else { return };
         if p.phase == "failed" {
             let err = p.error.unwrap_or_else(|| "copy failed".into());
-            c.copy_failed(&org, &id, &member, gen, err).await;
+            match kind {
+                Copying::Forward => c.copy_failed(&org, &id, &member, gen, err).await,
+                Copying::Back => c.reverse_failed(&org, &id, &member, gen, err).await,
+            }
             return;
         }
+        let done = p.phase == "done";
         let persist = p.phase != last_phase || last_save.elapsed() >= PERSIST_EVERY;
         if persist {
             last_save = Instant::now();
             last_phase = p.phase.clone();
         }
-        c.copy_progress(&org, &id, &member, gen, p, persist).await;
+        match kind {
+            Copying::Forward => c.copy_progress(&org, &id, &member, gen, p, persist).await,
+            Copying::Back => {
+                c.reverse_progress(&org, &id, &member, gen, p, persist)
+                    .await
+            }
+        }
+        if done && kind == Copying::Back {
+            return;
+        }
         drop(c);
         tokio::time::sleep(UPDATE_EVERY).await;
     }

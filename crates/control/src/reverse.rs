@@ -181,7 +181,15 @@ impl Control {
             match started {
                 Ok(rx) => {
                     tracing::info!(migration = %key, interlay = %member, "reverse copy started");
-                    tokio::spawn(watch::watch_reverse(me, org, id, member, gen, rx));
+                    tokio::spawn(crate::copy::watch_copy(
+                        me,
+                        org,
+                        id,
+                        member,
+                        gen,
+                        rx,
+                        crate::copy::Copying::Back,
+                    ));
                 }
                 Err(e) => {
                     tokio::spawn(async move {

@@ -1,11 +1,8 @@
 //! Following a reverse copy (`super`): its progress folded into the migration, `done` ending
 //! the member's rollback, a failure ending it on its source and failing the migration.
-
-use std::time::Duration;
+//! (`copy::watch_copy` follows the progress channel.)
 
 use chrono::Utc;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::record_end;
 use crate::compile::reverse_key;
@@ -15,15 +12,10 @@ use crate::model::{dp_key, MemberState, Progress, ReverseState};
 use crate::ops_migrations::step;
 use crate::status::{Action, Status};
 
-/// How often a reverse copy's progress is persisted at most.
-const PERSIST_EVERY: Duration = Duration::from_secs(1);
-/// Least time between two progress updates of one reverse copy.
-const UPDATE_EVERY: Duration = Duration::from_millis(100);
-
 impl Control {
     /// Folds one member's reverse-copy progress into the migration; at `done` the member is
     /// rolled back and routing republished.
-    async fn reverse_progress(
+    pub(crate) async fn reverse_progress(
         &self,
         org: &str,
         id: &str,
@@ -138,43 +130,5 @@ impl Control {
             tracing::error!(migration = %key, error = %e, "could not save the reverse-copy failure");
         }
         self.dataplane.stop_copy(&reverse_key(&key, member), None);
-    }
-}
-
-/// Follows one reverse copy until it is done, fails, or its channel closes (stopped).
-pub(super) async fn watch_reverse(
-    me: std::sync::Weak<Control>,
-    org: String,
-    id: String,
-    member: String,
-    gen: u64,
-    mut rx: watch::Receiver<Progress>,
-) {
-    let mut last_save = Instant::now();
-    let mut last_phase = String::new();
-    loop {
-        if rx.changed().await.is_err() {
-            return;
-        }
-        let p = rx.borrow_and_update().clone();
-        let Some(c) = me.upgrade() else { return };
-        if p.phase == "failed" {
-            let err = p.error.unwrap_or_else(|| "copy failed".into());
-            c.reverse_failed(&org, &id, &member, gen, err).await;
-            return;
-        }
-        let done = p.phase == "done";
-        let persist = p.phase != last_phase || last_save.elapsed() >= PERSIST_EVERY;
-        if persist {
-            last_save = Instant::now();
-            last_phase = p.phase.clone();
-        }
-        c.reverse_progress(&org, &id, &member, gen, p, persist)
-            .await;
-        if done {
-            return;
-        }
-        drop(c);
-        tokio::time::sleep(UPDATE_EVERY).await;
     }
 }
