@@ -69,6 +69,15 @@ impl GodwitFixtureBuilder {
         self
     }
 
+    /// Shares control state through the Redis at `url` under `prefix` (`[store]`, a fleet).
+    pub fn store(self, url: &str, prefix: &str) -> Self {
+        self.extra_toml(&format!(
+            "[store]\nurl = {}\nkey_prefix = {}\n",
+            quote(url),
+            quote(prefix)
+        ))
+    }
+
     /// Appends raw TOML (extra tables) to the config.
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);

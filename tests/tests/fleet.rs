@@ -37,10 +37,7 @@ async fn start_node(
         .endpoint("old", &old.url())
         .endpoint("new", &new.url())
         .interlay("main", "old")
-        .extra_toml(&format!(
-            "[store]\nurl = {:?}\nkey_prefix = \"fleet\"\n",
-            store.url()
-        ))
+        .store(&store.url(), "fleet")
         .extra_toml(&auth_toml(&[token()], "", ""))
         .start()
         .await

@@ -26,10 +26,7 @@ async fn node(
         .endpoint("old", &old.url())
         .endpoint("new", &new.url())
         .interlay("main", "old")
-        .extra_toml(&format!(
-            "[store]\nurl = {:?}\nkey_prefix = \"fleetcopy\"\n",
-            store.url()
-        ))
+        .store(&store.url(), "fleetcopy")
         .start()
         .await
 }
